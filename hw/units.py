@@ -1,0 +1,169 @@
+"""The registry of generator units: names, parameters with defaults, and how to build each.
+
+The CLI (``lowbit list``, ``lowbit export``, ``lowbit synth``) and the test harnesses go through this
+table, so a unit's parameters are described once. Unit modules are imported only when built.
+"""
+
+from __future__ import annotations
+
+import importlib
+import operator
+from dataclasses import dataclass, field
+
+__all__ = ["Param", "Unit", "UNITS", "get_unit", "UnitError"]
+
+
+class UnitError(ValueError):
+    """Unknown unit or parameter; one-line message."""
+
+
+def _parse_bool(text):
+    low = str(text).strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, not {text!r}")
+
+
+def _parse_int(text):
+    try:
+        return operator.index(text) if not isinstance(text, str) else int(text, 0)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected an integer, not {text!r}") from None
+
+
+def _parse_int_list(text):
+    if isinstance(text, (list, tuple)):
+        return tuple(_parse_int(t) for t in text)
+    return tuple(_parse_int(t) for t in str(text).replace(" ", "").split(",") if t)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One generator parameter.
+
+    ``kind`` is ``"format"`` (a spec string or preset, see ``docs/arithmetic.md`` section 3),
+    ``"int"``, ``"ints"`` (comma-separated integers), ``"bool"`` or ``"choice"`` (one of
+    ``choices``). A default of ``None`` means "derived" (explained in ``help``).
+    """
+
+    name: str
+    kind: str
+    default: object
+    help: str
+    choices: tuple = ()
+
+    @property
+    def flag(self):
+        return "--" + self.name.replace("_", "-")
+
+    def parse(self, text):
+        """Convert a command-line string to the Python value (validation is the unit's job)."""
+        try:
+            if self.kind == "int":
+                return _parse_int(text)
+            if self.kind == "ints":
+                return _parse_int_list(text)
+            if self.kind == "bool":
+                return _parse_bool(text)
+            if self.kind == "choice":
+                if text not in self.choices:
+                    raise ValueError(f"expected one of {', '.join(self.choices)}, not {text!r}")
+                return text
+            return text
+        except ValueError as e:
+            raise UnitError(f"{self.flag}: {e}") from None
+
+    def describe_default(self):
+        if self.default is None:
+            return "derived"
+        if isinstance(self.default, bool):
+            return "true" if self.default else "false"
+        if isinstance(self.default, tuple):
+            return ",".join(map(str, self.default))
+        return str(self.default)
+
+
+@dataclass(frozen=True)
+class Unit:
+    name: str
+    summary: str
+    module: str
+    factory: str
+    params: tuple = field(default_factory=tuple)
+
+    def param(self, name):
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise UnitError(f"unknown parameter {('--' + name.replace('_', '-'))!r} for unit {self.name} "
+                        f"(allowed: {', '.join(p.flag for p in self.params)})")
+
+    def defaults(self):
+        return {p.name: p.default for p in self.params}
+
+    def resolve(self, params=None):
+        """Defaults overridden by ``params`` (names checked)."""
+        values = self.defaults()
+        for k, v in (params or {}).items():
+            self.param(k)
+            values[k] = v
+        return values
+
+    def build(self, **params):
+        """Construct the component; raises ``ValueError`` with a one-line message on bad parameters."""
+        values = self.resolve(params)
+        factory = getattr(importlib.import_module(self.module), self.factory)
+        return factory(**values)
+
+    def describe(self, params=None):
+        """``--flag value`` list of the (resolved) parameters, for headers and reports."""
+        values = self.resolve(params)
+        out = []
+        for p in self.params:
+            v = values[p.name]
+            if v is None:
+                continue
+            if isinstance(v, bool):
+                v = "true" if v else "false"
+            elif isinstance(v, (tuple, list)):
+                v = ",".join(map(str, v))
+            out.append(f"{p.flag} {v}")
+        return " ".join(out)
+
+
+_ROUNDING = ("rne", "rna", "rtz", "sr")
+
+UNITS = {}
+
+
+def register(unit):
+    UNITS[unit.name] = unit
+    return unit
+
+
+register(Unit(
+    name="stochastic_round",
+    summary="LFSR stochastic rounder: a wide float or fixed-point value to a float format",
+    module="hw.stochastic_round", factory="build",
+    params=(
+        Param("source", "format", "fp32", "input format: a float spec/preset or fix<W>.<F> / ufix<W>.<F>"),
+        Param("target", "format", "fp8_e5m2", "output float format (radix 2)"),
+        Param("rounding", "choice", "sr", "rounding mode", _ROUNDING),
+        Param("rand_bits", "int", 8, "random bits R per rounding (sr only)"),
+        Param("rand_source", "choice", "lfsr", "where sr's random bits come from", ("lfsr", "port")),
+        Param("lfsr_width", "int", 16, "LFSR state width (lfsr source)"),
+        Param("lfsr_taps", "ints", None, "LFSR feedback taps, e.g. 16,15,13,4 (default: a maximal-length "
+              "polynomial for the width)"),
+        Param("seed", "int", 1, "LFSR reset state (nonzero)"),
+        Param("stages", "int", 0, "register stages (0 = combinational datapath)"),
+    ),
+))
+
+
+def get_unit(name):
+    try:
+        return UNITS[name]
+    except KeyError:
+        raise UnitError(f"unknown unit {name!r} (available: {', '.join(UNITS)})") from None
