@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = [
-    "FloatFormat", "IntFormat", "Format", "FormatError", "parse_format", "PRESETS", "ROUNDING_MODES",
+    "FloatFormat", "IntFormat", "FixedFormat", "Format", "FormatError", "parse_format", "PRESETS", "ROUNDING_MODES",
     "check_rounding", "check_rand_bits",
 ]
 
@@ -329,7 +329,54 @@ class IntFormat:
         return self.from_int(np.clip(ints, self.min_int, self.max_int))
 
 
-Format = FloatFormat | IntFormat
+@dataclass(frozen=True)
+class FixedFormat:
+    """A fixed-point format: ``bits``-bit two's complement (``signed``) or unsigned integer ``n``
+    meaning ``n * 2**-frac_bits``. Spec ``fix<W>.<F>`` / ``ufix<W>.<F>`` (``F`` may be negative)."""
+
+    bits: int
+    frac_bits: int
+    signed: bool = True
+    name: str = field(default=None, compare=False)
+
+    def __post_init__(self):
+        b = _index("bits", self.bits)
+        f = _index("frac_bits", self.frac_bits)
+        if not (2 if self.signed else 1) <= b <= 48:
+            raise FormatError(f"fixed-point bits must be between {2 if self.signed else 1} and 48, not {b}")
+        if not -64 <= f <= 128:
+            raise FormatError(f"fixed-point frac_bits must be between -64 and 128, not {f}")
+        object.__setattr__(self, "bits", b)
+        object.__setattr__(self, "frac_bits", f)
+
+    @property
+    def width(self):
+        return self.bits
+
+    @property
+    def code_dtype(self):
+        return np.uint8 if self.bits <= 8 else np.uint16 if self.bits <= 16 else (
+            np.uint32 if self.bits <= 32 else np.uint64)
+
+    def spec(self):
+        return f"{'' if self.signed else 'u'}fix{self.bits}.{self.frac_bits}"
+
+    def __str__(self):
+        return self.name or self.spec()
+
+    def to_int(self, codes):
+        codes = np.asarray(codes).astype(np.int64)
+        if np.any((codes < 0) | (codes >= (1 << self.bits))):
+            raise ValueError(f"codes out of range for {self}")
+        if self.signed:
+            return np.where(codes >= (1 << (self.bits - 1)), codes - (1 << self.bits), codes)
+        return codes
+
+    def decode(self, codes):
+        return np.ldexp(self.to_int(codes).astype(np.float64), -self.frac_bits)
+
+
+Format = FloatFormat | IntFormat | FixedFormat
 
 #: Named presets: name -> (spec, source). ``docs/arithmetic.md`` section 3 documents each.
 PRESET_SPECS = {
@@ -345,6 +392,7 @@ PRESET_SPECS = {
 
 _SPEC_RE = re.compile(r"^e(\d+)m(\d+)$")
 _INT_RE = re.compile(r"^(u?)int(\d+)$")
+_FIX_RE = re.compile(r"^(u?)fix(\d+)\.(-?\d+)$")
 
 
 def _parse_spec(spec):
@@ -354,11 +402,16 @@ def _parse_spec(spec):
         if mods:
             raise FormatError(f"integer format {head!r} takes no modifiers, got {':'.join(mods)!r}")
         return IntFormat(int(m.group(2)), signed=not m.group(1))
+    m = _FIX_RE.match(head)
+    if m:
+        if mods:
+            raise FormatError(f"fixed-point format {head!r} takes no modifiers, got {':'.join(mods)!r}")
+        return FixedFormat(int(m.group(2)), int(m.group(3)), signed=not m.group(1))
     m = _SPEC_RE.match(head)
     if not m:
         raise FormatError(
             f"unknown format {spec!r}: expected a preset ({', '.join(PRESET_SPECS)}), "
-            f"e<E>m<M>[:bias=N][:nosub][:fn|:finite][:r4], or int<N>/uint<N>")
+            f"e<E>m<M>[:bias=N][:nosub][:fn|:finite][:r4], int<N>/uint<N> or fix<W>.<F>/ufix<W>.<F>")
     kwargs = dict(exp_bits=int(m.group(1)), man_bits=int(m.group(2)))
     for mod in mods:
         if mod.startswith("bias="):
@@ -387,7 +440,7 @@ def parse_format(spec):
     ``:nosub``, ``:fn``, ``:finite``, ``:r4``; ``int<N>``/``uint<N>`` are integers. Format objects
     pass through unchanged. Raises :class:`FormatError` (a ``ValueError``) with a one-line message.
     """
-    if isinstance(spec, (FloatFormat, IntFormat)):
+    if isinstance(spec, (FloatFormat, IntFormat, FixedFormat)):
         return spec
     if not isinstance(spec, str):
         raise FormatError(f"a format must be a spec string or a format object, not {spec!r}")

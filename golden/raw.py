@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .formats import FloatFormat, IntFormat, check_rand_bits, check_rounding
+from .formats import FixedFormat, IntFormat, check_rand_bits, check_rounding
 
 __all__ = ["Raw", "unpack", "from_float", "from_int", "bitlen", "mul_raw", "add_raw", "round_raw",
            "round_to_int", "raw_zero"]
@@ -55,14 +55,17 @@ def bitlen(x):
     e = e.astype(np.int64)
     # float64 rounding of values >= 2**53 can bump the exponent by one; undo it.
     high = np.clip(e - 1, 0, 63).astype(U64)
-    bumped = (e > 0) & ((x >> high) == 0)
+    bumped = (e > 64) | ((e > 0) & ((x >> high) == 0))
     return np.where(bumped, e - 1, e)
 
 
 def unpack(fmt, codes):
-    """Codes of ``fmt`` (a :class:`FloatFormat` or :class:`IntFormat`) to :class:`Raw` values."""
+    """Codes of ``fmt`` (float, integer or fixed-point format) to exact :class:`Raw` values."""
     if isinstance(fmt, IntFormat):
         return from_int(fmt.to_int(codes))
+    if isinstance(fmt, FixedFormat):
+        raw = from_int(fmt.to_int(codes))
+        return raw._replace(exp=raw.exp - fmt.frac_bits)
     sign, e, f = fmt.fields(codes)
     nan = fmt.is_nan(codes)
     inf = fmt.is_inf(codes)
@@ -222,13 +225,16 @@ def round_raw(fmt, raw, rounding="rne", rbits=None, rand_bits=None):
     """
     check_rounding(rounding)
     rand_bits = check_rand_bits(rand_bits, rounding)
-    if isinstance(fmt, IntFormat):
-        raise TypeError("round_raw rounds into float formats; use IntFormat.encode for integers")
-    raw = raw.broadcast()
+    if not hasattr(fmt, "radix"):
+        raise TypeError(f"round_raw rounds into float formats, not {fmt}")
     if rounding == "sr":
         if rbits is None:
             raise ValueError("rounding 'sr' needs rbits (the random bits)")
-        rbits = np.broadcast_to(np.asarray(rbits), raw.sig.shape)
+        shape = np.broadcast_shapes(*(np.shape(f) for f in raw), np.shape(rbits))
+        raw = Raw(*(np.array(np.broadcast_to(f, shape)) for f in raw))
+        rbits = np.broadcast_to(np.asarray(rbits), shape)
+    else:
+        raw = raw.broadcast()
     sign, sig, exp, sticky, nan, inf = raw
     if np.any(sticky & (sig == 0)):
         raise AssertionError("round_raw: sticky without significand bits")
