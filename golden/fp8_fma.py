@@ -1,0 +1,39 @@
+"""Golden model of the fused multiply-add ``y = round(a*b + c)`` (``docs/arithmetic.md`` section 5).
+
+``a`` and ``b`` may have different formats; ``c`` and ``y`` share the accumulation format. The product
+and the sum are exact (:func:`golden.raw.mul_raw`, :func:`golden.raw.add_raw`) and rounded once
+(:func:`golden.raw.round_raw`): a fused operation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .formats import FloatFormat, check_rand_bits, check_rounding, parse_format
+from .raw import add_raw, mul_raw, round_raw, unpack
+
+__all__ = ["fma", "check_fma_formats"]
+
+
+def check_fma_formats(a_format, b_format, acc_format):
+    """Parse and validate the three formats (radix 2 floats); return them."""
+    fa, fb, fc = (parse_format(f) for f in (a_format, b_format, acc_format))
+    for name, f in (("a_format", fa), ("b_format", fb), ("acc_format", fc)):
+        if not isinstance(f, FloatFormat) or f.radix != 2:
+            raise ValueError(f"{name} must be a radix-2 float format, not {f}")
+    return fa, fb, fc
+
+
+def fma(a, b, c, a_format="fp8_e5m2", b_format=None, acc_format="e6m9", rounding="rne",
+        rbits=None, rand_bits=None):
+    """``round(a*b + c)`` on code arrays (broadcast together); returns codes of ``acc_format``.
+
+    ``rbits`` are the random bits of ``rounding="sr"`` (``0 <= r < 2**rand_bits``), one per result.
+    """
+    fa, fb, fc = check_fma_formats(a_format, a_format if b_format is None else b_format, acc_format)
+    check_rounding(rounding)
+    rand_bits = check_rand_bits(rand_bits, rounding)
+    a, b, c = np.broadcast_arrays(np.asarray(a), np.asarray(b), np.asarray(c))
+    prod = mul_raw(unpack(fa, a), unpack(fb, b))
+    total = add_raw(prod, unpack(fc, c))
+    return round_raw(fc, total, rounding, rbits=rbits, rand_bits=rand_bits)
