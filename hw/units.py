@@ -162,6 +162,25 @@ register(Unit(
 ))
 
 
+register(Unit(
+    name="fp8_fma",
+    summary="fused multiply-add y = round(a*b + c), one rounding (Wang et al. 2018 FP8 x FP8 + FP16)",
+    module="hw.fp8_fma", factory="build",
+    params=(
+        Param("a_format", "format", "fp8_e5m2", "format of a (radix-2 float spec or preset)"),
+        Param("b_format", "format", None, "format of b (default: a's)"),
+        Param("acc_format", "format", "e6m9", "format of c and y (e6m9: IEEE-style 1-6-9; fp16_e6m9: IBM's)"),
+        Param("rounding", "choice", "rne", "rounding mode", _ROUNDING),
+        Param("rand_bits", "int", 8, "random bits R per rounding (sr only)"),
+        Param("rand_source", "choice", "port", "where sr's random bits come from", ("port", "lfsr")),
+        Param("lfsr_width", "int", 16, "LFSR state width (lfsr source)"),
+        Param("lfsr_taps", "ints", None, "LFSR feedback taps (default: a maximal-length polynomial)"),
+        Param("seed", "int", 1, "LFSR reset state (nonzero)"),
+        Param("stages", "int", 0, "register stages (0 = combinational)"),
+    ),
+))
+
+
 def get_unit(name):
     try:
         return UNITS[name]

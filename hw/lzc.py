@@ -1,0 +1,105 @@
+"""Leading-zero count and normalization (``docs/arithmetic.md`` section 4)."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Shape, Signal, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .align import shift_left
+
+__all__ = ["leading_zeros", "LeadingZeroCounter", "Normalizer"]
+
+
+def _lzc_tree(value):
+    """(count, all_zero) of ``value`` by halving: a log-depth tree of small muxes."""
+    width = len(value)
+    if width == 1:
+        return ~value[0], ~value[0]
+    half = 1 << ((width - 1).bit_length() - 1)   # largest power of two below width
+    lo, hi = value[:width - half], value[width - half:]   # hi has `half` bits (a power of two)
+    c_hi, z_hi = _lzc_tree(hi)
+    c_lo, z_lo = _lzc_tree(lo)
+    # When hi is all zero its count is exactly `half`, so only the low half's count is added.
+    count = Mux(z_hi, half + c_lo, c_hi)
+    return count, z_hi & z_lo
+
+
+def leading_zeros(m, value, name="lzc"):
+    """Number of leading zeros of ``value`` (``len(value)`` when zero), as a signal."""
+    count, _ = _lzc_tree(value)
+    out = Signal(range(len(value) + 1), name=name)
+    m.d.comb += out.eq(count)
+    return out
+
+
+class LeadingZeroCounter(wiring.Component):
+    """Leading-zero count of a ``width``-bit value. Combinational.
+
+    Members
+    -------
+    i : In(width)
+    count : Out(range(width + 1))
+        Leading zeros of ``i``; ``width`` when ``i`` is zero.
+    """
+
+    def __init__(self, width):
+        if not isinstance(width, int) or width < 1:
+            raise ValueError(f"width must be a positive integer, not {width!r}")
+        self._width = width
+        super().__init__({"i": In(width), "count": Out(range(width + 1))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.count.eq(leading_zeros(m, self.i))
+        return m
+
+
+class Normalizer(wiring.Component):
+    """Shift a significand left until its top bit is set, or until the exponent reaches ``floor``.
+
+    Combinational. With ``floor`` (the target's ``emin`` when it has subnormals) the shift is
+    ``min(lzc(sig), exp - floor)`` (none when ``exp <= floor``), so results that would fall below the
+    normal range stay aligned to ``floor`` for the rounder's subnormal handling; without it the
+    shift is the full leading-zero count.
+
+    Parameters
+    ----------
+    width : int
+        Significand width.
+    exp_shape : signed shape
+        Shape of the exponent (``exp`` weighs ``sig``'s top bit).
+    floor : int or None
+
+    Members
+    -------
+    sig, exp : In
+    sig_out, exp_out : Out
+        ``exp_out`` has one more bit than ``exp_shape`` to hold ``exp - width``.
+    """
+
+    def __init__(self, width, exp_shape, floor=None):
+        self._width, self._floor = width, floor
+        exp_shape = Shape.cast(exp_shape)
+        out_shape = Shape(exp_shape.width + 1 + (width.bit_length() > exp_shape.width), signed=True)
+        super().__init__({
+            "sig": In(width), "exp": In(exp_shape),
+            "sig_out": Out(width), "exp_out": Out(out_shape),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        width = self._width
+        lzc = leading_zeros(m, self.sig)
+        if self._floor is None:
+            amount = lzc
+        else:
+            room = Signal(self.exp_out.shape(), name="room")
+            m.d.comb += room.eq(self.exp - self._floor)
+            amount = Signal(unsigned(lzc.shape().width), name="norm_amount")
+            m.d.comb += amount.eq(Mux(room < 0, 0, Mux(room < lzc, room, lzc)))
+        m.d.comb += [
+            self.sig_out.eq(shift_left(m, self.sig, amount, width, name="norm")),
+            self.exp_out.eq(self.exp - amount),
+        ]
+        return m

@@ -1,0 +1,77 @@
+"""Pipelining as a parameter apart from the arithmetic.
+
+A datapath names its candidate cut points in order (input to output; the last is the output).
+:class:`Pipeline` decides where ``stages`` registers go and registers the values handed to
+:meth:`Pipeline.cut` there, with a valid bit travelling alongside. Data registers have no reset
+(only the valid bits do), so pipelining costs flip-flops and nothing else.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+
+from amaranth.hdl import Signal
+
+__all__ = ["Pipeline", "check_stages"]
+
+
+def check_stages(stages, limit=16):
+    """Validate a ``stages`` parameter (``0 <= stages <= limit``)."""
+    if isinstance(stages, bool):
+        raise ValueError(f"stages must be an integer, not {stages!r}")
+    try:
+        stages = operator.index(stages)
+    except TypeError:
+        raise ValueError(f"stages must be an integer, not {stages!r}") from None
+    if not 0 <= stages <= limit:
+        raise ValueError(f"stages must be between 0 and {limit}, not {stages}")
+    return stages
+
+
+def placement(stages, cuts):
+    """Registers per cut point: spread evenly, the last one at the output, extras at the output."""
+    n = len(cuts)
+    counts = dict.fromkeys(cuts, 0)
+    for j in range(min(stages, n)):
+        counts[cuts[math.ceil((j + 1) * n / min(stages, n)) - 1]] += 1
+    counts[cuts[-1]] += max(0, stages - n)
+    return counts
+
+
+class Pipeline:
+    """Register placement for one datapath inside ``m`` (domain ``sync``).
+
+    ``valid_in`` enters at the first cut; :attr:`valid_out` leaves after :attr:`stages` cycles.
+    """
+
+    def __init__(self, m, stages, cuts, valid_in=None):
+        self._m = m
+        self.stages = stages
+        self.counts = placement(stages, list(cuts))
+        self._valid = valid_in
+        self._seen = []
+
+    def cut(self, name, *values):
+        """Pass ``values`` through the registers placed at cut ``name`` (in cut order)."""
+        if name not in self.counts or name in self._seen:
+            raise ValueError(f"unknown or repeated cut point {name!r}")
+        self._seen.append(name)
+        out = list(values)
+        for k in range(self.counts[name]):
+            regs = []
+            for j, v in enumerate(out):
+                shape = v.shape()
+                r = Signal(shape, name=f"{name}_r{k}_{j}", reset_less=True)
+                self._m.d.sync += r.eq(v)
+                regs.append(r)
+            out = regs
+            if self._valid is not None:
+                vr = Signal(name=f"{name}_valid_r{k}")
+                self._m.d.sync += vr.eq(self._valid)
+                self._valid = vr
+        return out[0] if len(out) == 1 else out
+
+    @property
+    def valid_out(self):
+        return self._valid
