@@ -1,0 +1,122 @@
+"""The RTL harness: export a unit configuration, build it once with Verilator, run a cocotb module.
+
+Used from the pytest functions in ``tb/test_*.py``:
+
+    run_cocotb("stochastic_round", {"rounding": "sr"}, module=__name__)
+
+- Each configuration gets its own build folder ``build/tb/<unit>-<hash>/`` holding the exported
+  Verilog; Verilator rebuilds only when that Verilog changed.
+- Parameters reach the cocotb side as JSON in ``LOWBIT_UNIT`` / ``LOWBIT_PARAMS``
+  (:func:`unit_config` reads them back); the Verilog has no HDL parameters.
+- Seeds: ``LOWBIT_SEED`` (or pytest's ``--seed``) sets cocotb's seed; every run prints it.
+- Waves: ``LOWBIT_WAVES=1`` builds with FST tracing and writes ``<testcase>.fst`` per test in the
+  build folder.
+- A failing cocotb test fails the pytest test, naming the failed testcases and the seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = Path(os.environ.get("LOWBIT_BUILD", ROOT / "build")) / "tb"
+
+__all__ = ["run_cocotb", "unit_config", "waves_enabled", "long_enabled", "test_seed", "ROOT", "BUILD"]
+
+
+def waves_enabled():
+    return os.environ.get("LOWBIT_WAVES", "") not in ("", "0")
+
+
+def long_enabled():
+    """Long sweeps are opt-in: ``LOWBIT_LONG=1`` (or ``pytest --long``)."""
+    return os.environ.get("LOWBIT_LONG", "") not in ("", "0")
+
+
+def test_seed():
+    """The seed for the next cocotb run: ``LOWBIT_SEED`` if set, else a fresh random one."""
+    env = os.environ.get("LOWBIT_SEED")
+    return int(env) if env else random.SystemRandom().randrange(1 << 31)
+
+
+def _config_key(unit, params, waves):
+    text = json.dumps({"unit": unit, "params": params, "waves": waves}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _prepare_env():
+    from hw.tools import verilator_env
+    os.environ.update({k: v for k, v in verilator_env().items() if k in ("PATH", "VERILATOR_ROOT")})
+
+
+def build(unit_name, params):
+    """Export and (if needed) Verilate one configuration; return ``(runner, build_dir, toplevel)``."""
+    from cocotb_tools.runner import get_runner
+
+    from hw.export import to_verilog
+    from hw.units import get_unit
+
+    _prepare_env()
+    unit = get_unit(unit_name)
+    waves = waves_enabled()
+    build_dir = BUILD / f"{unit_name}-{_config_key(unit_name, params, waves)}"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    top = unit_name
+    verilog = to_verilog(unit.build(**params), top,
+                         header_lines=[f"unit {unit_name}: {unit.describe(params)}"])
+    src = build_dir / f"{top}.v"
+    binary = build_dir / top
+    fresh = src.exists() and src.read_text() == verilog and binary.exists()
+    if not src.exists() or src.read_text() != verilog:
+        src.write_text(verilog)
+    runner = get_runner("verilator")
+    build_args = ["-Wno-fatal", "-O1"]
+    if waves:
+        build_args += ["--trace-fst", "--trace-structs"]
+    if not fresh:  # an unchanged Verilog file with its binary needs no Verilator run at all
+        runner.build(sources=[src], hdl_toplevel=top, build_dir=build_dir, waves=waves,
+                     build_args=build_args, always=True, log_file=build_dir / "build.log")
+    return runner, build_dir, top
+
+
+def run_cocotb(unit_name, params, module, testcase=None, extra_env=None, seed=None):
+    """Run the cocotb tests of ``module`` (a module name under ``tb``) on one configuration."""
+    import pytest
+    from cocotb_tools.runner import get_results
+
+    runner, build_dir, top = build(unit_name, params)
+    seed = test_seed() if seed is None else seed
+    env = {
+        "LOWBIT_UNIT": unit_name,
+        "LOWBIT_PARAMS": json.dumps(params, sort_keys=True),
+        "LOWBIT_LONG": "1" if long_enabled() else "0",
+        "PYTHONWARNINGS": "error",
+        **(extra_env or {}),
+    }
+    names = testcase if isinstance(testcase, (list, tuple)) else ([testcase] if testcase else [])
+    results = build_dir / f"results-{'-'.join(names) or 'all'}-{os.getpid()}.xml"
+    waves = waves_enabled()
+    test_args = []
+    if waves:
+        test_args = ["--trace-file", f"{'-'.join(names) or module.rsplit('.', 1)[-1]}.fst"]
+    print(f"cocotb: {unit_name} {params} seed={seed} build={build_dir}", file=sys.stderr)
+    mod = module.rsplit(".", 1)[-1]
+    runner.test(test_module=mod, hdl_toplevel=top, hdl_toplevel_lang="verilog", build_dir=build_dir,
+                test_dir=build_dir,
+                testcase=names or None, seed=seed, extra_env=env, waves=waves, test_args=test_args,
+                results_xml=str(results), log_file=build_dir / f"sim-{'-'.join(names) or 'all'}.log",
+                test_filter=None)
+    total, failed = get_results(results)
+    if failed or total == 0:
+        pytest.fail(f"{unit_name}: {failed} of {total} cocotb tests failed (seed {seed}; rerun with "
+                    f"LOWBIT_SEED={seed}); log: {build_dir}", pytrace=False)
+
+
+def unit_config():
+    """Inside a cocotb test: ``(unit_name, params)`` of the configuration under test."""
+    return os.environ["LOWBIT_UNIT"], json.loads(os.environ["LOWBIT_PARAMS"])
