@@ -8,6 +8,7 @@ import pytest
 from golden.exact import fma_fraction
 from golden.formats import parse_format
 from golden.fp8_fma import fma
+from golden.references import binary16_fma
 
 COMBOS = [
     ("e5m2", "e5m2", "e6m9"),
@@ -61,30 +62,6 @@ def test_fp8_pairs_exhaustive_against_fraction(acc):
             assert int(y[k]) == ref, f"a={a[k]:#x} b={b[k]:#x} c={c[k]:#x}"
 
 
-def _binary16_fma_reference(a, b, c):
-    """IEEE 754 binary16 FMA from NumPy alone: exact product, TwoSum, round-to-odd, one rounding.
-
-    a*b is exact in float64 (22 bits); TwoSum gives hi + lo == a*b + c exactly; rounding hi to odd
-    (nudging it toward the exact sum when lo != 0 and hi is even) keeps enough information for
-    NumPy's float64 -> float16 conversion (round to nearest even) to round once correctly
-    (Boldo and Melquiond, "Emulation of FMA and correctly rounded sums", 2008).
-    """
-    fa, fb, fc = (x.astype(np.uint16).view(np.float16).astype(np.float64) for x in (a, b, c))
-    with np.errstate(invalid="ignore", over="ignore"):
-        p = fa * fb
-        hi = p + fc
-        bb = hi - p
-        lo = (p - (hi - bb)) + (fc - bb)
-        finite = np.isfinite(hi) & np.isfinite(lo)
-        bits = hi.view(np.int64)
-        even = (bits & 1) == 0
-        nudge = finite & (lo != 0) & even
-        towards = np.where(lo > 0, np.inf, -np.inf)
-        odd = np.where(nudge, np.nextafter(hi, towards), hi)
-        return odd.astype(np.float16).view(np.uint16).astype(np.int64)
-
-
-
 def test_fp16_fma_matches_ieee_binary16():
     rng = np.random.default_rng(5)
     n = 1_000_000
@@ -93,7 +70,7 @@ def test_fp16_fma_matches_ieee_binary16():
     b = rng.integers(0, 1 << 16, n)
     c = _near_products(rng, f16, f16, f16, a, b, n)
     ours = fma(a, b, c, "fp16", "fp16", "fp16", "rne").astype(np.int64)
-    ref = _binary16_fma_reference(a, b, c)
+    ref = binary16_fma(a, b, c)
     nan = f16.is_nan(ref)
     assert np.array_equal(ours[~nan], ref[~nan])
     assert np.all(ours[nan] == f16.nan_code)
