@@ -95,16 +95,21 @@ class Unpack(wiring.Component):
     fmt : FloatFormat or str
         Radix-2 format of the input.
 
+    zero_specials : bool
+        Whether NaN and Inf codes give ``sig = 0`` (callers that override the datapath by the
+        flags can save the gates).
+
     Members
     -------
     i : In(FloatLayout(fmt))
     o : Out(RawLayout(fmt.precision, exp_shape))
         ``sig`` has the hidden bit on top (0 for subnormals, whose ``exp`` is ``emin``); ``exp`` ranges
-        over ``[emin, emax]``. NaN and Inf codes give ``sig = 0``.
+        over ``[emin, emax]``. Zeros give ``sig = 0``.
     """
 
-    def __init__(self, fmt):
+    def __init__(self, fmt, zero_specials=True):
         self._fmt = fmt = float_format(fmt)
+        self._zero_specials = zero_specials
         self.exp_range = (fmt.emin, max(fmt.emax, fmt.emin))
         super().__init__({
             "i": In(FloatLayout(fmt)),
@@ -127,7 +132,8 @@ class Unpack(wiring.Component):
             o.sign.eq(i.sign),
             o.exp.eq(Mux(nonzero_exp, i.exp, 1) - fmt.bias),
             # Without subnormals an exponent field of 0 is a zero whatever the mantissa.
-            o.sig.eq(Mux(special | (~nonzero_exp if not fmt.subnormals else 0), 0, Cat(man, hidden))),
+            o.sig.eq(Mux((special if self._zero_specials else 0) | (~nonzero_exp if not fmt.subnormals else 0),
+                         0, Cat(man, hidden))),
             o.sticky.eq(0),
             o.is_nan.eq(is_nan),
             o.is_inf.eq(is_inf),

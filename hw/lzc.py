@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Shape, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -70,6 +70,11 @@ class Normalizer(wiring.Component):
     exp_shape : signed shape
         Shape of the exponent (``exp`` weighs ``sig``'s top bit).
     floor : int or None
+    exp_min : int or None
+        Smallest ``exp`` the producer delivers; at or above ``floor`` it saves a comparison.
+    granule : int
+        A power of two: shift only by multiples of it, leaving fewer than ``granule`` leading zeros
+        (for callers whose precision has that much slack: fewer shifter stages). Not with ``floor``.
 
     Members
     -------
@@ -78,8 +83,13 @@ class Normalizer(wiring.Component):
         ``exp_out`` has one more bit than ``exp_shape`` to hold ``exp - width``.
     """
 
-    def __init__(self, width, exp_shape, floor=None):
-        self._width, self._floor = width, floor
+    def __init__(self, width, exp_shape, floor=None, granule=1, exp_min=None):
+        if granule < 1 or granule & (granule - 1):
+            raise ValueError(f"granule must be a power of two, not {granule}")
+        if granule > 1 and floor is not None:
+            raise ValueError("a granule normalizer takes no floor")
+        self._width, self._floor, self._granule = width, floor, granule
+        self._exp_min = exp_min
         exp_shape = Shape.cast(exp_shape)
         out_shape = Shape(exp_shape.width + 1 + (width.bit_length() > exp_shape.width), signed=True)
         super().__init__({
@@ -92,12 +102,16 @@ class Normalizer(wiring.Component):
         width = self._width
         lzc = leading_zeros(m, self.sig)
         if self._floor is None:
-            amount = lzc
+            skip = self._granule.bit_length() - 1
+            amount = Cat(Const(0, skip), lzc[skip:]) if skip else lzc
         else:
             room = Signal(self.exp_out.shape(), name="room")
             m.d.comb += room.eq(self.exp - self._floor)
             amount = Signal(unsigned(lzc.shape().width), name="norm_amount")
-            m.d.comb += amount.eq(Mux(room < 0, 0, Mux(room < lzc, room, lzc)))
+            clamped = Mux(room < lzc, room, lzc)
+            if self._exp_min is None or self._exp_min < self._floor:
+                clamped = Mux(room < 0, 0, clamped)
+            m.d.comb += amount.eq(clamped)
         m.d.comb += [
             self.sig_out.eq(shift_left(m, self.sig, amount, width, name="norm")),
             self.exp_out.eq(self.exp - amount),

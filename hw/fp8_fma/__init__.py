@@ -29,6 +29,7 @@ from golden.lfsr import check_lfsr
 from ..align import clamp_amount, shift_right_sticky
 from ..float import FloatLayout, Unpack, exp_shape_for
 from ..lzc import Normalizer
+from ..multiply import unsigned_product
 from ..pipeline import Pipeline, check_stages
 from ..rounder import Rounder
 from ..stochastic_round.lfsr import LFSR
@@ -116,28 +117,42 @@ class FMA(wiring.Component):
         w_xy = max(wp, fc.precision)
         return max(fc.precision + 2 + look, w_xy + 2)
 
+    @property
+    def window_slack(self):
+        """Leading zeros the product may keep when it is the larger operand.
+
+        Correct rounding needs the window to reach ``look`` bits below the last place of a result
+        whose leading one is at most 1 + k bits below X's top bit position (k leading zeros of X):
+        ``window - 2 >= k + 1 + man_bits + max(look, 1)``.
+        """
+        fc = self._fc
+        look = {"rtz": 0, "rne": 1, "rna": 1, "sr": self._rand_bits}[self._rounding]
+        return max(0, self.window - 3 - fc.man_bits - max(look, 1))
+
     def elaborate(self, platform):
         m = Module()
         fa, fb, fc = self._fa, self._fb, self._fc
         pa, pb, pc = fa.precision, fb.precision, fc.precision
         wp = pa + pb
 
-        m.submodules.unpack_a = ua = Unpack(fa)
-        m.submodules.unpack_b = ub = Unpack(fb)
-        m.submodules.unpack_c = uc = Unpack(fc)
+        # NaN and Inf are decided by the flags alone; their significands may pass unmasked.
+        m.submodules.unpack_a = ua = Unpack(fa, zero_specials=False)
+        m.submodules.unpack_b = ub = Unpack(fb, zero_specials=False)
+        m.submodules.unpack_c = uc = Unpack(fc, zero_specials=False)
         m.d.comb += [ua.i.eq(self.a), ub.i.eq(self.b), uc.i.eq(self.c)]
         ra, rb, rc = ua.o, ub.o, uc.o
 
         # -- product: exact, then normalized so its top bit is set (value = sig * 2**(exp - wp + 1))
-        prod_sig = Signal(wp, name="prod_sig")
-        m.d.comb += prod_sig.eq(ra.sig * rb.sig)
+        prod_sig = unsigned_product(m, ra.sig, rb.sig, name="prod_sig")
         e_lo = ua.exp_range[0] + ub.exp_range[0] + 1
         e_hi = ua.exp_range[1] + ub.exp_range[1] + 1
         prod_exp_raw = Signal(exp_shape_for(e_lo, e_hi), name="prod_exp_raw")
         m.d.comb += prod_exp_raw.eq(ra.exp + rb.exp + 1)
         if fa.subnormals or fb.subnormals:
-            # Subnormal multiplicands leave leading zeros anywhere in the product.
-            m.submodules.prod_norm = pn = Normalizer(wp, prod_exp_raw.shape())
+            # Subnormal multiplicands leave leading zeros anywhere in the product. The window has
+            # room for `slack` of them (see `window_slack`), so only coarser shifts are needed.
+            granule = 1 << (self.window_slack + 1).bit_length() - 1
+            m.submodules.prod_norm = pn = Normalizer(wp, prod_exp_raw.shape(), granule=granule)
             m.d.comb += [pn.sig.eq(prod_sig), pn.exp.eq(prod_exp_raw)]
             prod_norm_sig, prod_norm_exp = pn.sig_out, pn.exp_out
             e_lo -= wp - 1
@@ -191,10 +206,27 @@ class FMA(wiring.Component):
         W = self.window
         wxy = max(wp, pc)
         cp_lo, cp_hi = min(e_lo, uc.exp_range[0]), max(e_hi, uc.exp_range[1])
-        diff = Signal(exp_shape_for(cp_lo - cp_hi, cp_hi - cp_lo), name="exp_diff")
-        m.d.comb += diff.eq(p_exp - c_exp)
+        if fc.subnormals:
+            # A zero addend counts as exponent emin - 1, so a product below the subnormal range
+            # becomes Y and the aligner shifts it onto the subnormal grid: the window's top then
+            # never lies below emin and the rounder needs no shifter of its own. (A nonzero addend
+            # has exponent >= emin, so this changes nothing else.)
+            c_exp_eff = Signal(exp_shape_for(min(fc.emin - 1, uc.exp_range[0]), uc.exp_range[1]),
+                               name="c_exp_eff")
+            m.d.comb += c_exp_eff.eq(Mux(c_zero, fc.emin - 1, c_exp))
+            cp_lo = max(cp_lo, fc.emin - 1)
+        else:
+            c_exp_eff = c_exp
+        diff = Signal(exp_shape_for(min(e_lo, fc.emin - 1) - cp_hi, cp_hi - min(e_lo, fc.emin - 1)),
+                      name="exp_diff")
+        m.d.comb += diff.eq(p_exp - c_exp_eff)
         x_is_prod = Signal(name="x_is_prod")
-        m.d.comb += x_is_prod.eq(~prod_zero_s & (c_zero | (diff >= 0)))
+        y_zero = Signal(name="y_zero")
+        if fc.subnormals:
+            m.d.comb += x_is_prod.eq(~prod_zero_s & (diff >= 0))
+        else:
+            m.d.comb += x_is_prod.eq(~prod_zero_s & (c_zero | (diff >= 0)))
+        m.d.comb += y_zero.eq(Mux(x_is_prod, c_zero, prod_zero_s))
         # Both significands left-aligned in wxy bits.
         p_field = Cat(Const(0, wxy - wp), p_sig)
         c_field = Cat(Const(0, wxy - pc), c_sig)
@@ -207,14 +239,14 @@ class FMA(wiring.Component):
         m.d.comb += [
             x_sig.eq(Mux(x_is_prod, p_field, c_field)),
             y_sig.eq(Mux(x_is_prod, Mux(c_zero, 0, c_field), Mux(prod_zero_s, 0, p_field))),
-            x_exp.eq(Mux(x_is_prod, p_exp, c_exp)),
+            x_exp.eq(Mux(x_is_prod, p_exp, c_exp_eff)),
             x_sign.eq(Mux(x_is_prod, prod_sign_s, c_sign)),
             y_sign.eq(Mux(x_is_prod, c_sign, prod_sign_s)),
             shift.eq(Mux(x_is_prod, diff, -diff)),
         ]
         # -- align Y in the window: bit W-1 is the carry, X's top bit sits at W-2 ------------------
         y_window = Cat(Const(0, W - 1 - wxy), y_sig, Const(0, 1))
-        amount = clamp_amount(m, Mux(c_zero | prod_zero_s, 0, shift), W, name="align_clamped")
+        amount = clamp_amount(m, Mux(y_zero, 0, shift), W, name="align_clamped")
         y_aligned, lost = shift_right_sticky(m, y_window, amount, W, name="align")
         x_window = Cat(Const(0, W - 1 - wxy), x_sig, Const(0, 1))
         subtract = Signal(name="subtract")
@@ -225,13 +257,16 @@ class FMA(wiring.Component):
         rand_list = staged[7:]
 
         # -- add: X + Y, or X - Y - lost (a borrow for the bits shifted out; they make the sticky) --
+        # One adder: X + (Y ^ sub) + (sub & ~lost) is X + Y, or X - Y - lost in two's complement.
+        y_eff = Signal(W + 1, name="y_eff")
+        m.d.comb += y_eff.eq(Cat(y_w, Const(0, 1)) ^ subtract.replicate(W + 1))
         total = Signal(W + 1, name="sum_raw")   # two's complement, bit W the sign
-        m.d.comb += total.eq(Mux(subtract, x_w - y_w - lost, x_w + y_w))
+        m.d.comb += total.eq(x_w + y_eff + (subtract & ~lost))
         negative = total[W]
-        # A negative difference (only possible when Y's exponent was not smaller in magnitude)
-        # is complemented: -S when exact, ~S when a borrow was taken for lost bits.
+        # A negative difference (only when X was not the larger in magnitude) is complemented:
+        # -S when exact, ~S when a borrow was taken for lost bits (their sticky stays correct).
         magnitude = Signal(W, name="sum_mag")
-        m.d.comb += magnitude.eq(Mux(negative, ~total[:W] + ~lost, total[:W]))
+        m.d.comb += magnitude.eq((total[:W] ^ negative.replicate(W)) + (negative & ~lost))
         sum_sign = Signal(name="sum_sign")
         m.d.comb += sum_sign.eq(x_sign ^ negative)
 
@@ -243,7 +278,7 @@ class FMA(wiring.Component):
         top_exp = Signal(exp_shape_for(cp_lo + 1, cp_hi + 1), name="top_exp")
         m.d.comb += top_exp.eq(x_exp + 1)
         floor = fc.emin if fc.subnormals else None
-        m.submodules.sum_norm = sn = Normalizer(W, top_exp.shape(), floor=floor)
+        m.submodules.sum_norm = sn = Normalizer(W, top_exp.shape(), floor=floor, exp_min=cp_lo + 1)
         m.d.comb += [sn.sig.eq(magnitude), sn.exp.eq(top_exp)]
         exact_zero = Signal(name="exact_zero")
         m.d.comb += exact_zero.eq(~magnitude.any() & ~lost)

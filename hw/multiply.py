@@ -1,0 +1,51 @@
+"""Unsigned significand multiplier (``docs/arithmetic.md`` section 5.2).
+
+Narrow operands use Yosys' own multiplier mapping (``*``). From 8 bits on, a radix-4 Booth recoding
+halves the partial products; all of them, their negation bits and one constant for the folded sign
+extensions are summed in a single expression, so synthesis builds one compressor tree (on sky130
+with the project flow this is about 9% smaller at 11 x 11 bits and larger below 8 bits).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Mux, Signal
+
+__all__ = ["unsigned_product", "BOOTH_MIN_WIDTH"]
+
+#: Narrowest multiplier operand for which the Booth form is used.
+BOOTH_MIN_WIDTH = 8
+
+
+def unsigned_product(m, a, b, name="prod"):
+    """``a * b`` for unsigned ``a`` and ``b``, as a ``len(a) + len(b)``-bit signal."""
+    wa, wb = len(a), len(b)
+    out = Signal(wa + wb, name=name)
+    if min(wa, wb) < BOOTH_MIN_WIDTH:
+        m.d.comb += out.eq(a * b)
+        return out
+    width = wa + wb
+    # Recode b in overlapping triplets (b[i+1], b[i], b[i-1]) with b[-1] = 0 and two zero bits on
+    # top (b is unsigned): digit d_k in {-2, -1, 0, 1, 2}, product = sum(d_k * a * 4**k).
+    bx = Cat(Const(0, 1), b, Const(0, 2))
+    total = 0
+    correction = 0
+    for k, i in enumerate(range(0, wb + 1, 2)):
+        lo, mid, hi = bx[i], bx[i + 1], bx[i + 2]
+        neg = Signal(name=f"{name}_neg{k}")
+        one = Signal(name=f"{name}_one{k}")
+        two = Signal(name=f"{name}_two{k}")
+        m.d.comb += [
+            neg.eq(hi & ~(lo & mid)),
+            one.eq(lo ^ mid),
+            two.eq((hi & ~mid & ~lo) | (~hi & mid & lo)),
+        ]
+        mag = Signal(wa + 1, name=f"{name}_mag{k}")
+        m.d.comb += mag.eq(Mux(one, a, 0) | Mux(two, a << 1, 0))
+        # -mag = ~mag + 1; the sign extension of (mag ^ neg) is folded as: a leading ~neg bit plus a
+        # constant -2**(wa+1) per digit (summed once below).
+        pp = Signal(wa + 2, name=f"{name}_pp{k}")
+        m.d.comb += pp.eq(Cat(mag ^ neg.replicate(wa + 1), ~neg))
+        total = total + (pp << i) + (neg << i)
+        correction -= (1 << (wa + 1)) << i
+    m.d.comb += out.eq((total + Const(correction % (1 << width), width))[:width])
+    return out
