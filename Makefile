@@ -1,0 +1,24 @@
+# Synthesis flows (see synth/README.md). Examples:
+#   make synth                                   default matrix -> build/synth/report.{json,md}, area.png
+#   make synth UNIT=fp8_fma ARGS="--acc-format e6m9 --stages 2"
+#   make synth-smoke                             one tiny design through every flow (about a minute)
+# Variables: PYTHON (default python), JOBS (default 2), LIBERTY (sky130 .lib[.gz]), FLOWS, FORCE=1.
+
+PYTHON ?= python
+JOBS ?= 2
+LIBERTY ?=
+FLOWS ?=
+FORCE ?=
+
+SYNTH_OPTS = -j $(JOBS) $(if $(LIBERTY),--liberty $(LIBERTY)) $(if $(FLOWS),--flows $(FLOWS)) $(if $(FORCE),--force)
+
+.PHONY: synth synth-smoke clean
+
+synth:
+	$(PYTHON) -m hw.synth $(UNIT) $(ARGS) $(SYNTH_OPTS)
+
+synth-smoke:
+	$(PYTHON) -m hw.synth --smoke $(SYNTH_OPTS)
+
+clean:
+	rm -rf build/synth build/synth-smoke

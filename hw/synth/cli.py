@@ -1,0 +1,135 @@
+"""``lowbit synth`` / ``python -m hw.synth``: one configuration, the default matrix, or the smoke set."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..cli import UsageError, split_unit_args
+from ..tools import ToolError
+from ..units import Unit, UnitError
+from . import timing
+from .config import SynthError, config_from_args, default_liberty, find_unit, load_matrix, scripts_dir
+from .flows import FLOWS, FlowEnv, tool_versions, unpack_liberty
+from .report import build_report, main_table, write_reports
+from .run import run_configs
+
+__all__ = ["cli_main", "USAGE"]
+
+USAGE = """\
+usage: lowbit synth UNIT [--param value ...] [options]   one configuration
+       lowbit synth [--matrix FILE] [options]            the default matrix (synth/matrix.json)
+       lowbit synth --smoke [options]                    one tiny design through every flow
+
+options:
+  --flows LIST     comma-separated subset of generic,asic,ice40,ecp5 (default: all)
+  -j, --jobs N     parallel jobs (default 2)
+  --out DIR        build folder (default build/synth, build/synth-smoke for --smoke)
+  --liberty PATH   sky130 liberty (.lib or .lib.gz; default $LOWBIT_LIBERTY, else
+                   ../shared/liberty/sky130_fd_sc_hd__tt_025C_1v80.lib.gz beside the checkout)
+  --force          ignore cached results
+A matrix or smoke run writes report.json, report.md and area.png into the build folder; a single
+configuration prints its row and keeps its results in <out>/<config-id>/.
+"""
+
+_FLAGS = ("-j", "--jobs", "--out", "--liberty", "--flows", "--matrix")
+_SWITCHES = ("--force", "--smoke", "-h", "--help")
+_OPTIONS_ONLY = Unit(name="synth", summary="", module="", factory="")
+
+
+def _parse(argv):
+    """``(unit, params, options)``; ``unit`` is ``None`` for a matrix or smoke run."""
+    if argv and not argv[0].startswith("-"):
+        unit = find_unit(argv[0])
+        params, opts = split_unit_args(unit, argv[1:], _FLAGS, _SWITCHES)
+        if "matrix" in opts or "smoke" in opts:
+            raise UsageError("--matrix and --smoke do not take a unit")
+        return unit, params, opts
+    i = 0
+    while i < len(argv):
+        key, eq, _ = argv[i].partition("=")
+        if not key.startswith("-"):
+            raise UsageError(f"unexpected argument {key!r} (a unit name goes first)")
+        if key not in _FLAGS + _SWITCHES:
+            raise UsageError(f"unknown option {key!r} (lowbit synth --help lists them)")
+        i += 1 if key in _SWITCHES or eq else 2
+    _, opts = split_unit_args(_OPTIONS_ONLY, argv, _FLAGS, _SWITCHES)
+    if "matrix" in opts and "smoke" in opts:
+        raise UsageError("give --matrix or --smoke, not both")
+    return None, {}, opts
+
+
+def _flows(text):
+    if text is None:
+        return FLOWS
+    chosen = [f.strip() for f in text.split(",") if f.strip()]
+    bad = [f for f in chosen if f not in FLOWS]
+    if bad or not chosen:
+        raise UsageError(f"--flows: expected names from {','.join(FLOWS)}, not {text!r}")
+    return tuple(f for f in FLOWS if f in chosen)
+
+
+def _jobs(opts):
+    text = opts.get("jobs", opts.get("j", "2"))
+    try:
+        jobs = int(text)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise UsageError(f"--jobs: expected a positive integer, not {text!r}")
+    return jobs
+
+
+def _environment(flows, opts, out):
+    scripts = scripts_dir()
+    liberty_gz, liberty = None, None
+    if "asic" in flows:
+        liberty_gz = default_liberty(opts.get("liberty"))
+        if not liberty_gz.is_file():
+            raise SynthError(f"liberty file not found: {liberty_gz} (set LIBERTY=path for make, --liberty "
+                             "or LOWBIT_LIBERTY, or leave asic out of --flows)")
+        liberty = unpack_liberty(liberty_gz, out).resolve()
+    sta = timing.find_sta() if "asic" in flows else None
+    if "asic" in flows and sta is None:
+        print("note: OpenSTA (sta) is not on PATH; ASIC delays are lowbit's NLDM estimate", flush=True)
+    return FlowEnv(scripts=scripts, liberty=liberty, sta=sta, versions=tool_versions(liberty_gz, sta))
+
+
+def run(argv):
+    """Parse ``argv`` and run; returns the exit status (raises for user errors)."""
+    unit, params, opts = _parse(argv)
+    if opts.get("h") or opts.get("help"):
+        print(USAGE, end="")
+        return 0
+    flows, jobs = _flows(opts.get("flows")), _jobs(opts)
+    if unit is not None:
+        configs, unavailable, baseline = [config_from_args(unit, params)], [], None
+    else:
+        section = "smoke" if opts.get("smoke") else "configs"
+        configs, unavailable, baseline = load_matrix(opts.get("matrix") or scripts_dir() / "matrix.json", section)
+    out = Path(opts.get("out") or ("build/synth-smoke" if opts.get("smoke") else "build/synth"))
+    env = _environment(flows, opts, out)
+    results, failed = run_configs(configs, flows, out, env, jobs=jobs, force=bool(opts.get("force")))
+    if unit is not None and failed:
+        raise SynthError(f"{unit.name} {failed[0]['reason']}")
+    report = build_report(results, unavailable + failed, baseline, env.versions)
+    if unit is None:
+        for missing in report["not_available"]:
+            print(f"not available: {missing['id']} ({missing['unit']}): {missing['reason']}")
+        path = write_reports(report, out)
+        print(f"report: {path} ({len(results)} configurations, {len(report['not_available'])} not available)")
+    else:
+        print("\n".join(main_table(report)))
+        print(f"results: {out / configs[0].id}/<flow>/result.json")
+    return 1 if any(r["errors"] for r in results) else 0
+
+
+def cli_main(argv):
+    """Entry point for ``lowbit synth``; user errors print one ``lowbit: error:`` line and return 2."""
+    try:
+        return run(list(argv))
+    except (UsageError, UnitError, SynthError, ToolError) as e:
+        print(f"lowbit: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

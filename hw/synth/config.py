@@ -1,0 +1,150 @@
+"""What gets synthesized: configurations (unit + parameters), the default matrix, paths.
+
+A :class:`Config` names a registered unit (``hw.units.UNITS``) or the flows' own reference design
+(``ref_mac``) with its parameters. The default matrix and the smoke set live in
+``synth/matrix.json`` at the repository root; configurations whose unit is not registered (or does
+not build) are listed as not available instead of failing the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..units import UNITS, UnitError
+from .reference import REF_MAC
+
+__all__ = ["Config", "SynthError", "REPO_ROOT", "scripts_dir", "find_unit", "load_matrix",
+           "config_from_args", "default_liberty", "json_value"]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+_LIBERTY_NAME = "sky130_fd_sc_hd__tt_025C_1v80.lib.gz"
+
+#: Reference designs usable like units by ``lowbit synth`` (not part of the generator registry).
+REFERENCE_UNITS = {REF_MAC.name: REF_MAC}
+
+#: Multiply-accumulates per cycle, by unit; units not listed (the rounder) have none.
+_MACS = {
+    "fp8_fma": lambda p: 1,
+    "mac4": lambda p: p["lanes"],
+    "accumulator": lambda p: p["lanes"],
+    "ref_mac": lambda p: 1 if p["op"] == "mac" else None,
+}
+
+
+class SynthError(Exception):
+    """A user-facing problem with the synthesis run (missing files, bad matrix); one line."""
+
+
+def scripts_dir():
+    """The repository's ``synth/`` folder (Yosys script templates and the matrix)."""
+    path = REPO_ROOT / "synth"
+    if not (path / "matrix.json").is_file():
+        raise SynthError(f"synthesis scripts not found in {path} (run from a lowbit checkout)")
+    return path
+
+
+def default_liberty(option=None):
+    """The liberty to use: ``option``, else ``$LOWBIT_LIBERTY``, else ``../shared/liberty/`` beside the repo."""
+    chosen = option or os.environ.get("LOWBIT_LIBERTY")
+    return Path(chosen) if chosen else REPO_ROOT.parent / "shared" / "liberty" / _LIBERTY_NAME
+
+
+def find_unit(name):
+    """A registered unit or a reference design by name; ``UnitError`` if neither."""
+    unit = UNITS.get(name) or REFERENCE_UNITS.get(name)
+    if unit is None:
+        known = ", ".join([*UNITS, *REFERENCE_UNITS])
+        raise UnitError(f"unknown unit {name!r} (available: {known})")
+    return unit
+
+
+def json_value(value):
+    """``value`` as JSON data (tuples become lists)."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+@dataclass(frozen=True)
+class Config:
+    """One configuration: ``unit`` built with ``params`` (parsed values; defaults fill the rest)."""
+
+    id: str
+    unit: object
+    params: dict = field(default_factory=dict)
+    label: str = ""
+
+    @property
+    def resolved(self):
+        """All parameters, defaults included, as JSON data."""
+        return {k: json_value(v) for k, v in self.unit.resolve(self.params).items()}
+
+    @property
+    def stages(self):
+        return self.resolved.get("stages") or 0
+
+    @property
+    def macs(self):
+        """Multiply-accumulates per cycle (``None`` where the notion does not apply)."""
+        rule = _MACS.get(self.unit.name)
+        return rule(self.resolved) if rule else None
+
+    @property
+    def tag(self):
+        """Short name for progress lines: the unit and its non-default parameters."""
+        defaults = {k: json_value(v) for k, v in self.unit.defaults().items()}
+        changed = [f"{k}={_short(v)}" for k, v in self.resolved.items() if v != defaults[k]]
+        return " ".join([self.unit.name, *changed])
+
+    def build(self):
+        """Construct the component (may raise whatever the unit raises)."""
+        return self.unit.build(**self.params)
+
+
+def _short(value):
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _parse_params(unit, raw):
+    return {name: unit.param(name).parse(value) for name, value in raw.items()}
+
+
+def config_from_args(unit, params):
+    """The configuration for ``lowbit synth UNIT --param value ...``; its id hashes the parameters."""
+    resolved = {k: json_value(v) for k, v in unit.resolve(params).items()}
+    digest = hashlib.sha256(json.dumps([unit.name, resolved], sort_keys=True).encode()).hexdigest()[:10]
+    label = " ".join(f"{unit.param(k).flag} {_short(json_value(v))}" for k, v in params.items())
+    return Config(id=f"{unit.name}-{digest}", unit=unit, params=dict(params), label=label or "(defaults)")
+
+
+def load_matrix(path, section="configs"):
+    """Configurations of ``section`` in the matrix file at ``path``.
+
+    Returns ``(configs, unavailable, baseline)``: ``unavailable`` lists ``{"id", "unit", "reason"}``
+    for entries whose unit is not registered. Raises :class:`SynthError` for a malformed file.
+    """
+    try:
+        data = json.loads(Path(path).read_text())
+        entries = data[section]
+    except (OSError, ValueError, KeyError) as e:
+        raise SynthError(f"cannot read the {section!r} list of matrix {path}: {e}") from None
+    configs, unavailable, seen = [], [], set()
+    for entry in entries:
+        cid = entry.get("id")
+        if not cid or cid in seen:
+            raise SynthError(f"matrix {path}: every entry needs a unique id (got {cid!r})")
+        seen.add(cid)
+        name = entry.get("unit", "")
+        if name not in UNITS and name not in REFERENCE_UNITS:
+            unavailable.append({"id": cid, "unit": name, "reason": "unit not registered"})
+            continue
+        unit = find_unit(name)
+        try:
+            params = _parse_params(unit, entry.get("params", {}))
+        except UnitError as e:
+            unavailable.append({"id": cid, "unit": name, "reason": str(e)})
+            continue
+        configs.append(Config(id=cid, unit=unit, params=params, label=entry.get("label", "")))
+    return configs, unavailable, data.get("baseline")

@@ -1,0 +1,273 @@
+"""The synthesis flows (hw.synth): parsing and timing helpers, the CLI's errors, and (marked
+``synth``) the smoke run through every flow, area ordering, determinism and pre-mapping cells."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from hw.synth import cli_main, config_from_args, find_unit, load_matrix, premap_cells, run_configs
+from hw.synth.config import REPO_ROOT, default_liberty, scripts_dir
+from hw.synth.flows import SETTINGS, FlowEnv, fmax_from_report, tool_versions, unpack_liberty
+from hw.synth.reference import RefMac
+from hw.synth import timing
+from hw.synth.timing import Table, WireLoad, find_sta, nldm_delay, opensta_delay, read_liberty_cells, read_wire_load
+from hw.units import UNITS
+
+# A two-cell liberty: delays are linear in load so the expected path delay can be computed by hand.
+_TINY_LIB = """
+library (tiny) {
+  time_unit : "1ns";
+  default_wire_load : "w";
+  wire_load ("w") {
+    capacitance : 0.01; resistance : 0.1; slope : 2.0;
+    fanout_length (1, 10.0);
+    fanout_length (2, 15.0);
+  }
+  lu_table_template ("del_2_2") {
+    variable_1 : "input_net_transition";
+    variable_2 : "total_output_net_capacitance";
+    index_1("0.0, 1.0"); index_2("0.0, 1.0");
+  }
+  lu_table_template ("vio_2_2") {
+    variable_1 : "related_pin_transition";
+    variable_2 : "constrained_pin_transition";
+    index_1("0.0, 1.0"); index_2("0.0, 1.0");
+  }
+  cell ("inv") {
+    area : 2.0;
+    pin ("A") { direction : "input"; capacitance : 0.5; }
+    pin ("Y") {
+      direction : "output"; function : "!A";
+      timing () {
+        related_pin : "A"; timing_sense : "negative_unate";
+        cell_rise ("del_2_2") { values("0.10, 0.30", "0.20, 0.40"); }
+        cell_fall ("del_2_2") { values("0.05, 0.25", "0.15, 0.35"); }
+        rise_transition ("del_2_2") { values("0.0, 0.0", "0.0, 0.0"); }
+        fall_transition ("del_2_2") { values("0.0, 0.0", "0.0, 0.0"); }
+      }
+    }
+  }
+  cell ("dff") {
+    area : 10.0;
+    ff ("IQ", "IQN") { clocked_on : "CLK"; next_state : "D"; }
+    pin ("CLK") { direction : "input"; capacitance : 0.1; clock : "true"; }
+    pin ("D") {
+      direction : "input"; capacitance : 0.5;
+      timing () {
+        related_pin : "CLK"; timing_type : "setup_rising";
+        rise_constraint ("vio_2_2") { values("0.07, 0.07", "0.07, 0.07"); }
+        fall_constraint ("vio_2_2") { values("0.09, 0.09", "0.09, 0.09"); }
+      }
+    }
+    pin ("Q") {
+      direction : "output"; function : "IQ";
+      timing () {
+        related_pin : "CLK"; timing_type : "rising_edge"; timing_sense : "non_unate";
+        cell_rise ("del_2_2") { values("0.50, 0.50", "0.50, 0.50"); }
+        cell_fall ("del_2_2") { values("0.60, 0.60", "0.60, 0.60"); }
+      }
+    }
+  }
+}
+"""
+
+
+def _cell(kind, **conns):
+    return {"type": kind, "connections": {k: list(v) for k, v in conns.items()}}
+
+
+def test_table_interpolates_and_extrapolates_linearly():
+    table = Table(("input_net_transition", "total_output_net_capacitance"), ((0.0, 1.0), (0.0, 1.0)),
+                  (0.1, 0.3, 0.2, 0.4))
+    assert table.lookup(input_net_transition=0.5, total_output_net_capacitance=0.5) == pytest.approx(0.25)
+    assert table.lookup(input_net_transition=0.0, total_output_net_capacitance=2.0) == pytest.approx(0.5)
+
+
+def test_nldm_delay_sums_arcs_with_their_loads():
+    cells = read_liberty_cells(_TINY_LIB, {"inv"})
+    # a -> inv u1 -> inv u2 -> y; u1 drives u2's input (0.5), u2 drives the unloaded output.
+    module = {"ports": {"a": {"direction": "input", "bits": [2]}, "y": {"direction": "output", "bits": [4]}},
+              "cells": {"u1": _cell("inv", A=[2], Y=[3]), "u2": _cell("inv", A=[3], Y=[4])}}
+    delay, endpoint = nldm_delay(module, cells)
+    # u1 at load 0.5: rise 0.2, fall 0.15. u2 unloaded: rise (from u1 fall) 0.15 + 0.10, fall 0.2 + 0.05.
+    assert delay == pytest.approx(0.25)
+    assert endpoint == "y[0]"
+
+
+def test_nldm_delay_registered_path_includes_clock_to_q_and_setup():
+    cells = read_liberty_cells(_TINY_LIB, {"inv", "dff"})
+    module = {"ports": {"clk": {"direction": "input", "bits": [1]}},
+              "cells": {"r1": _cell("dff", CLK=[1], D=[3], Q=[2]), "u1": _cell("inv", A=[2], Y=[3])}}
+    delay, endpoint = nldm_delay(module, cells)
+    # Q rises 0.5 / falls 0.6; inverter (load 0.5): rise 0.6 + 0.2, fall 0.5 + 0.15; setup 0.07 / 0.09.
+    assert delay == pytest.approx(0.87)
+    assert endpoint == "r1/D"
+
+
+def test_wire_load_adds_capacitance_and_wire_delay():
+    wire = read_wire_load(_TINY_LIB)
+    assert wire == WireLoad(0.01, 0.1, 2.0, ((1, 10.0), (2, 15.0)))
+    assert wire.length(4) == pytest.approx(19.0)
+    cells = read_liberty_cells(_TINY_LIB, {"inv"})
+    module = {"ports": {"a": {"direction": "input", "bits": [2]}, "y": {"direction": "output", "bits": [3]}},
+              "cells": {"u1": _cell("inv", A=[2], Y=[3])}}
+    # Net a: one sink (cap 0.5), length 10: wire cap 0.1, R 1.0 -> delay 1.0 * (0.05 + 0.5) = 0.55.
+    # Net y: the output port, wire cap 0.1 and delay 1.0 * 0.05; u1 rise 0.10 + 0.2 * 0.1 = 0.12.
+    delay, _ = nldm_delay(module, cells, wire)
+    assert delay == pytest.approx(0.55 + 0.12 + 0.05)
+
+
+def test_liberty_rejects_unknown_cells():
+    with pytest.raises(ValueError, match="nand"):
+        read_liberty_cells(_TINY_LIB, {"nand"})
+
+
+def test_fmax_picks_the_wrapper_clock_and_notes_others():
+    report = {"fmax": {"clk$SB_IO_IN_$glb_clk": {"achieved": 51.234, "constraint": 24}},
+              "critical_paths": [{"from": "posedge clk$SB_IO_IN_$glb_clk", "to": "posedge $PACKER_GND_NET_$glb_clk"},
+                                 {"from": "<async>", "to": "posedge clk$SB_IO_IN_$glb_clk"}]}
+    out = fmax_from_report(report)
+    assert out["fmax_mhz"] == 51.23
+    assert "$PACKER_GND_NET_$glb_clk" in out["fmax_note"]
+    ecp5 = fmax_from_report({"fmax": {"$glbnet$clk$TRELLIS_IO_IN": {"achieved": 100.0}}})
+    assert ecp5 == {"fmax_mhz": 100.0}
+
+
+def test_opensta_delay_is_period_minus_worst_slack(tmp_path, monkeypatch):
+    sta = tmp_path / "bin" / "sta"
+    sta.parent.mkdir()
+    sta.write_text("#!/bin/sh\necho '           997.5000   slack (MET)'\n")
+    sta.chmod(sta.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{sta.parent}{os.pathsep}{os.environ['PATH']}")
+    assert find_sta() == str(sta)
+    (tmp_path / "opensta.tcl").write_text("")
+    assert opensta_delay(find_sta(), tmp_path, "opensta.tcl", 1000.0, "opensta.log") == pytest.approx(2.5)
+
+
+def test_matrix_entries_name_known_parameters():
+    configs, unavailable, baseline = load_matrix(scripts_dir() / "matrix.json")
+    data = json.loads((scripts_dir() / "matrix.json").read_text())
+    assert baseline in {e["id"] for e in data["configs"]}
+    assert {c.id for c in configs} | {u["id"] for u in unavailable} == {e["id"] for e in data["configs"]}
+    for entry in unavailable:  # only units not registered yet may be missing, never a typo
+        assert entry["unit"] not in UNITS, entry
+    smoke, missing, _ = load_matrix(scripts_dir() / "matrix.json", "smoke")
+    assert smoke and not missing
+
+
+def test_cli_config_ids_are_stable_and_label_the_given_flags():
+    unit = find_unit("ref_mac")
+    a = config_from_args(unit, {"width": 4})
+    assert a.id == config_from_args(unit, {"width": 4}).id != config_from_args(unit, {"width": 5}).id
+    assert a.label == "--width 4"
+    assert a.macs == 1 and config_from_args(unit, {"op": "add"}).macs is None
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["no_such_unit"], "unknown unit"),
+    (["--bogus"], "unknown option"),
+    (["ref_mac", "--width", "x"], "--width"),
+    (["ref_mac", "--flows", "asic,foo"], "--flows"),
+    (["ref_mac", "--liberty", "/nonexistent/cells.lib.gz"], "liberty file not found"),
+    (["ref_mac", "--width", "0", "--flows", "generic"], "does not build"),
+])
+def test_cli_user_errors_are_one_line(argv, message, capsys, tmp_path):
+    assert cli_main([*argv, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lowbit: error: ") and message in err
+    assert err.count("\n") == 1
+
+
+def test_default_liberty_is_beside_the_checkout(monkeypatch):
+    monkeypatch.delenv("LOWBIT_LIBERTY", raising=False)
+    assert default_liberty() == REPO_ROOT.parent / "shared" / "liberty" / "sky130_fd_sc_hd__tt_025C_1v80.lib.gz"
+    monkeypatch.setenv("LOWBIT_LIBERTY", "/x/y.lib")
+    assert default_liberty() == Path("/x/y.lib")
+    assert default_liberty("/a.lib") == Path("/a.lib")
+
+
+# ---- flows (YoWASP tools) ----------------------------------------------------------------------
+
+def _liberty_or_skip():
+    path = default_liberty()
+    if not path.is_file():
+        pytest.skip(f"no liberty at {path}")
+    return path
+
+
+def _asic_env(out):
+    liberty = _liberty_or_skip()
+    return FlowEnv(scripts=scripts_dir(), liberty=unpack_liberty(liberty, out).resolve(), sta=None,
+                   versions=tool_versions(liberty))
+
+
+@pytest.mark.synth
+def test_smoke_runs_every_flow_with_sane_numbers_and_repeats_exactly(tmp_path, monkeypatch):
+    _liberty_or_skip()
+    monkeypatch.setattr(timing, "find_sta", lambda: None)  # the flow must not depend on OpenSTA
+    out = tmp_path / "smoke"
+    assert cli_main(["--smoke", "--out", str(out), "-j", "2"]) == 0
+    first = (out / "report.json").read_text()
+    report = json.loads(first)
+    assert report["configs"] and not report["not_available"]
+    for r in report["configs"]:
+        assert not r["errors"]
+        asic, generic = r["flows"]["asic"], r["flows"]["generic"]
+        assert asic["area_um2"] > 0 and asic["cell_count"] > 0
+        assert asic["delay_ns"] > 0 and asic["delay_source"] == "nldm estimate"
+        assert all(c.startswith("sky130_fd_sc_hd__") for c in asic["cells"])
+        assert not any("clk" in c or "lpflow" in c or "probe" in c for c in asic["cells"])
+        assert generic["nand2_eq"] > 0 and generic["depth"] > 0
+        for family in ("ice40", "ecp5"):
+            for variant in SETTINGS[family]["variants"]:
+                v = r["flows"][family]["variants"][variant]
+                assert v["luts"] + v["dsps"] > 0 and v["ffs"] > 0 and v["fmax_mhz"] > 0
+    assert "| ref_mac |" in (out / "report.md").read_text()
+    assert cli_main(["--smoke", "--out", str(out), "-j", "2", "--force"]) == 0
+    assert (out / "report.json").read_text() == first
+
+
+@pytest.mark.synth
+def test_bigger_design_reports_more_area(tmp_path):
+    env = _asic_env(tmp_path)
+    unit = find_unit("ref_mac")
+    pairs = [(config_from_args(unit, {"width": 4}), config_from_args(unit, {"width": 8}))]
+    if "stochastic_round" in UNITS:
+        sr = UNITS["stochastic_round"]
+        pairs.append((config_from_args(sr, {"source": "fp16", "target": "e5m2"}),
+                      config_from_args(sr, {"source": "fp32", "target": "e5m2"})))
+    configs = [c for pair in pairs for c in pair]
+    results, unavailable = run_configs(configs, ("asic",), tmp_path, env)
+    area = {r["id"]: r["flows"]["asic"]["area_um2"] for r in results}
+    checked = 0
+    for small, big in pairs:
+        if small.id in area and big.id in area:
+            assert 0 < area[small.id] < area[big.id], (small.tag, big.tag)
+            checked += 1
+    assert checked >= 1 and not any(u["unit"] == "ref_mac" for u in unavailable)
+
+
+@pytest.mark.synth
+def test_nldm_estimate_agrees_with_opensta_when_installed(tmp_path):
+    if find_sta() is None:
+        pytest.skip("OpenSTA (sta) is not installed")
+    env = _asic_env(tmp_path)
+    config = config_from_args(find_unit("ref_mac"), {"width": 6, "stages": 1})
+    delays = {}
+    for sta in (find_sta(), None):
+        results, _ = run_configs([config], ("asic",), tmp_path / str(bool(sta)), dataclasses.replace(env, sta=sta))
+        asic = results[0]["flows"]["asic"]
+        delays[asic["delay_source"]] = asic["delay_ns"]
+    assert delays["nldm estimate"] == pytest.approx(delays["opensta"], rel=0.05)
+
+
+@pytest.mark.synth
+def test_premap_cells_show_multipliers_only_where_generated(tmp_path):
+    assert "$mul" not in premap_cells(RefMac(width=6, op="add"), tmp_path / "add")
+    assert premap_cells(RefMac(width=6, op="mac"), tmp_path / "mac").get("$mul") == 1
