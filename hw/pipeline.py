@@ -52,6 +52,14 @@ class Pipeline:
         self._valid = valid_in
         self._seen = []
 
+    @classmethod
+    def from_counts(cls, m, counts, valid_in=None):
+        """A pipeline with ``counts[name]`` registers at each cut (placement decided elsewhere)."""
+        pipe = cls(m, 0, list(counts), valid_in)
+        pipe.counts = dict(counts)
+        pipe.stages = sum(counts.values())
+        return pipe
+
     def cut(self, name, *values):
         """Pass ``values`` through the registers placed at cut ``name`` (in cut order)."""
         if name not in self.counts or name in self._seen:
@@ -70,6 +78,8 @@ class Pipeline:
                 vr = Signal(name=f"{name}_valid_r{k}")
                 self._m.d.sync += vr.eq(self._valid)
                 self._valid = vr
+        if not out:
+            return None
         return out[0] if len(out) == 1 else out
 
     @property
