@@ -181,6 +181,27 @@ register(Unit(
 ))
 
 
+register(Unit(
+    name="accumulator",
+    summary="chunk-based dot-product engine (Wang et al. 2018): N lanes per beat, stream in/out",
+    module="hw.accumulator", factory="build",
+    params=(
+        Param("lanes", "int", 1, "products per beat N (1 to 64)"),
+        Param("a_format", "format", "fp8_e5m2", "format of the a operands (radix-2 float)"),
+        Param("b_format", "format", None, "format of the b operands (default: a's)"),
+        Param("acc_format", "format", "e6m9", "accumulation and result format"),
+        Param("rounding", "choice", "rne", "rounding of every accumulation", _ROUNDING),
+        Param("chunk", "int", 64, "chunk length CL in products (a multiple of lanes; 0: no chunking)"),
+        Param("window", "str", "exact", "lane-sum window in bits below the beat's largest product, or exact"),
+        Param("stages", "int", 0, "registers between the lane sum and the accumulation loop (0 to 4)"),
+        Param("rand_bits", "int", 8, "random bits R per rounding (sr only)"),
+        Param("lfsr_width", "int", 16, "width of the two LFSRs (sr only)"),
+        Param("seed", "int", 1, "reset state of the inner LFSR (sr only)"),
+        Param("seed_outer", "int", 2, "reset state of the outer LFSR (sr only)"),
+    ),
+))
+
+
 def get_unit(name):
     try:
         return UNITS[name]
