@@ -139,7 +139,8 @@ class FloatFormat:
     def exp_max_field(self):
         """Largest exponent field value that encodes finite numbers."""
         top = (1 << self.exp_bits) - 1
-        return top - 1 if self.specials == "ieee" else top
+        # ieee: the top exponent is Inf/NaN; fn without mantissa: the top exponent is the NaN.
+        return top - 1 if self.specials == "ieee" or (self.specials == "fn" and not self.man_bits) else top
 
     @property
     def emin(self):
@@ -434,7 +435,7 @@ def _parse_spec(spec):
 
 
 def parse_format(spec):
-    """A :class:`FloatFormat` or :class:`IntFormat` from a preset name or a spec string.
+    """A :class:`FloatFormat`, :class:`IntFormat` or :class:`FixedFormat` from a preset or spec string.
 
     ``e<E>m<M>`` is IEEE-style (bias ``2**(E-1)-1``, subnormals, Inf/NaN) with modifiers ``:bias=N``,
     ``:nosub``, ``:fn``, ``:finite``, ``:r4``; ``int<N>``/``uint<N>`` are integers. Format objects

@@ -13,7 +13,7 @@ import operator
 
 import numpy as np
 
-__all__ = ["DEFAULT_TAPS", "check_lfsr", "lfsr_step", "lfsr_words", "is_primitive"]
+__all__ = ["DEFAULT_TAPS", "check_lfsr", "lfsr_step", "lfsr_words", "is_primitive", "reciprocal_taps"]
 
 #: Maximal-length tap sets (exponents of the feedback polynomial; Xilinx XAPP052's table).
 #: ``tests/test_golden_lfsr.py`` proves each polynomial primitive.
@@ -53,6 +53,13 @@ def check_lfsr(width, taps=None, seed=1, rand_bits=None):
     if rand_bits is not None and not 1 <= rand_bits <= width:
         raise ValueError(f"rand_bits must be between 1 and lfsr_width={width}, not {rand_bits}")
     return width, taps, seed
+
+
+def reciprocal_taps(width, taps=None):
+    """Taps of the reciprocal polynomial (also primitive when ``taps``' is): a second, different
+    m-sequence of the same width, used where two random streams must not be shifted copies."""
+    taps = DEFAULT_TAPS[width] if taps is None else taps
+    return tuple(sorted({width} | {width - t for t in taps if t != width}, reverse=True))
 
 
 def lfsr_step(state, width, taps):

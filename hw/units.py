@@ -197,7 +197,7 @@ register(Unit(
         Param("rand_bits", "int", 8, "random bits R per rounding (sr only)"),
         Param("lfsr_width", "int", 16, "width of the two LFSRs (sr only)"),
         Param("seed", "int", 1, "reset state of the inner LFSR (sr only)"),
-        Param("seed_outer", "int", 2, "reset state of the outer LFSR (sr only)"),
+        Param("seed_outer", "int", 1, "reset state of the outer LFSR (reciprocal polynomial; sr only)"),
     ),
 ))
 

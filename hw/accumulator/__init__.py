@@ -26,7 +26,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.formats import check_rand_bits, check_rounding
-from golden.lfsr import check_lfsr
+from golden.lfsr import check_lfsr, reciprocal_taps
 
 from ..addalign import ADD_CUTS, AlignAdd, look_bits, window_geometry
 from ..align import clamp_amount, shift_right_sticky
@@ -406,7 +406,8 @@ class Accumulator(wiring.Component):
         Accumulation and result format (default ``e6m9``, the IEEE-style 1-6-9).
     rounding : str
         ``rne`` (default), ``rna``, ``rtz`` or ``sr`` (random words from two internal LFSRs: one
-        advancing per beat for the inner roundings, one per outer rounding).
+        advancing per beat for the inner roundings on the default polynomial, one per outer
+        rounding on its reciprocal, :func:`golden.lfsr.reciprocal_taps`).
     chunk : int
         ``CL`` products per chunk, a multiple of ``lanes``; 0 for no chunking. Default 64.
     window : ``"exact"`` or int
@@ -426,7 +427,7 @@ class Accumulator(wiring.Component):
     """
 
     def __init__(self, lanes=1, a_format="fp8_e5m2", b_format=None, acc_format="e6m9", rounding="rne",
-                 chunk=64, window="exact", stages=0, rand_bits=8, lfsr_width=16, seed=1, seed_outer=2):
+                 chunk=64, window="exact", stages=0, rand_bits=8, lfsr_width=16, seed=1, seed_outer=1):
         self._lanes = _check_lanes(lanes)
         self._fa = float_format(a_format, "a_format")
         self._fb = float_format(a_format if b_format is None else b_format, "b_format")
@@ -449,7 +450,10 @@ class Accumulator(wiring.Component):
         self._stages = check_stages(stages, limit=4)
         if self._rounding == "sr":
             self._lfsr_inner = check_lfsr(lfsr_width, None, seed, self._rand_bits)
-            self._lfsr_outer = check_lfsr(lfsr_width, None, seed_outer, self._rand_bits)
+            # The outer stream runs on the reciprocal polynomial: with the same polynomial two
+            # seeds give one sequence shifted (seeds 1 and 2 differ by a single step).
+            self._lfsr_outer = check_lfsr(lfsr_width, reciprocal_taps(lfsr_width), seed_outer,
+                                          self._rand_bits)
         payload = data.StructLayout({
             "a": data.ArrayLayout(FloatLayout(self._fa), self._lanes),
             "b": data.ArrayLayout(FloatLayout(self._fb), self._lanes),
@@ -501,7 +505,7 @@ class Accumulator(wiring.Component):
 
 
 def build(lanes=1, a_format="fp8_e5m2", b_format=None, acc_format="e6m9", rounding="rne", chunk=64,
-          window="exact", stages=0, rand_bits=8, lfsr_width=16, seed=1, seed_outer=2):
+          window="exact", stages=0, rand_bits=8, lfsr_width=16, seed=1, seed_outer=1):
     """Factory used by the unit registry (``lowbit export accumulator``)."""
     if isinstance(window, str) and window != "exact":
         try:

@@ -11,9 +11,9 @@ Datapath (``docs/arithmetic.md`` section 5.2 explains why each width suffices)::
     X - Y or X + Y (a negative difference is complemented) -> leading-zero normalize -> the one
     rounder (hw.rounder)
 
-The window is only as wide as correct rounding needs (``precision + 2 + look`` bits, ``look`` being
-the bits below the last place a rounding mode examines), not the ``3p + 4`` of a fixed-anchor FMA;
-this is where the area goes down.
+The window is only as wide as correct rounding needs (``max(precision + 2 + look, max(wp, pc) + 2)``
+bits, ``look`` being the bits below the last place a rounding mode examines, ``wp`` the product width),
+not the ``3p + 4`` of a fixed-anchor FMA; this is where the area goes down.
 """
 
 from __future__ import annotations
