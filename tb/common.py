@@ -99,3 +99,69 @@ class PipelineTB:
         await ClockCycles(dut.clk, drain)
         mon.cancel()
         return {name: np.array(vals, dtype=np.int64) for name, vals in collected.items()}
+
+
+class StreamSource:
+    """Drives an Amaranth ``lib.stream`` input (``<name>__payload/valid/ready``) with idle cycles.
+
+    A payload stays on the port until a transfer (``valid`` and ``ready`` sampled high in
+    ``ReadOnly`` before a rising edge); ``valid`` never waits for ``ready``.
+    """
+
+    def __init__(self, dut, name="i"):
+        self.clk = dut.clk
+        self.payload = getattr(dut, f"{name}__payload")
+        self.valid = getattr(dut, f"{name}__valid")
+        self.ready = getattr(dut, f"{name}__ready")
+        self.valid.value = 0
+
+    async def send(self, payloads, idle_prob=0.0, rng=None):
+        """Transfer every payload in order; returns the number of cycles taken."""
+        k, presenting, cycles = 0, False, 0
+        while k < len(payloads):
+            if not presenting and not (idle_prob > 0 and rng.random() < idle_prob):
+                self.payload.value = int(payloads[k])
+                self.valid.value = 1
+                presenting = True
+            elif not presenting:
+                self.valid.value = 0
+            await ReadOnly()
+            accepted = presenting and int(self.ready.value)
+            await RisingEdge(self.clk)
+            cycles += 1
+            if accepted:
+                k += 1
+                presenting = False
+                self.valid.value = 0
+        return cycles
+
+
+class StreamSink:
+    """Accepts an Amaranth ``lib.stream`` output with random back-pressure and records transfers."""
+
+    def __init__(self, dut, name="o", stall_prob=0.0, rng=None):
+        self.clk = dut.clk
+        self.payload = getattr(dut, f"{name}__payload")
+        self.valid = getattr(dut, f"{name}__valid")
+        self.ready = getattr(dut, f"{name}__ready")
+        self.stall_prob, self.rng = stall_prob, rng
+        self.received = []
+        self.ready.value = 0
+        self._task = None
+
+    def start(self):
+        self._task = cocotb.start_soon(self._run())
+
+    def stop(self):
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _run(self):
+        while True:
+            stall = self.stall_prob > 0 and self.rng.random() < self.stall_prob
+            self.ready.value = 0 if stall else 1
+            await ReadOnly()
+            if int(self.valid.value) and int(self.ready.value):
+                self.received.append(int(self.payload.value))
+            await RisingEdge(self.clk)

