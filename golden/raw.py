@@ -67,8 +67,13 @@ def unpack(fmt, codes):
         raw = from_int(fmt.to_int(codes))
         return raw._replace(exp=raw.exp - fmt.frac_bits)
     sign, e, f = fmt.fields(codes)
-    nan = fmt.is_nan(codes)
-    inf = fmt.is_inf(codes)
+    top = (1 << fmt.exp_bits) - 1
+    if fmt.specials == "ieee":
+        nan, inf = (e == top) & (f != 0), (e == top) & (f == 0)
+    elif fmt.specials == "fn":
+        nan, inf = (e == top) & (f == (1 << fmt.man_bits) - 1), np.zeros(e.shape, bool)
+    else:
+        nan = inf = np.zeros(e.shape, bool)
     special = nan | inf
     if fmt.radix == 4:
         sig = np.where(e > 0, 1, 0)
