@@ -8,7 +8,7 @@ A datapath names its candidate cut points in order (input to output; the last is
 
 from __future__ import annotations
 
-import math
+import itertools
 import operator
 
 from amaranth.hdl import Signal
@@ -29,13 +29,29 @@ def check_stages(stages, limit=16):
     return stages
 
 
-def placement(stages, cuts):
-    """Registers per cut point: spread evenly, the last one at the output, extras at the output."""
+def placement(stages, cuts, weights=None):
+    """Registers per cut point: the last at the output, the others where they best balance the
+    logic between registers, extras at the output.
+
+    ``weights[i]`` estimates the delay of the logic just before ``cuts[i]`` (all equal by default).
+    With ``s`` registers and ``n`` cuts, ``min(s, n) - 1`` inner cuts are chosen to minimize the
+    largest summed weight between consecutive registers (ties: the earliest cuts).
+    """
     n = len(cuts)
+    weights = [1] * n if weights is None else list(weights)
     counts = dict.fromkeys(cuts, 0)
-    for j in range(min(stages, n)):
-        counts[cuts[math.ceil((j + 1) * n / min(stages, n)) - 1]] += 1
-    counts[cuts[-1]] += max(0, stages - n)
+    if stages == 0:
+        return counts
+    inner = min(stages, n) - 1
+    best = None
+    for chosen in itertools.combinations(range(n - 1), inner):
+        bounds = [-1, *chosen, n - 1]
+        worst = max(sum(weights[bounds[k] + 1:bounds[k + 1] + 1]) for k in range(len(bounds) - 1))
+        if best is None or worst < best[0]:
+            best = (worst, chosen)
+    for i in best[1]:
+        counts[cuts[i]] += 1
+    counts[cuts[-1]] += 1 + max(0, stages - n)
     return counts
 
 
@@ -45,10 +61,10 @@ class Pipeline:
     ``valid_in`` enters at the first cut; :attr:`valid_out` leaves after :attr:`stages` cycles.
     """
 
-    def __init__(self, m, stages, cuts, valid_in=None):
+    def __init__(self, m, stages, cuts, valid_in=None, weights=None):
         self._m = m
         self.stages = stages
-        self.counts = placement(stages, list(cuts))
+        self.counts = placement(stages, list(cuts), weights)
         self._valid = valid_in
         self._seen = []
 

@@ -36,8 +36,11 @@ from ..stochastic_round.lfsr import LFSR
 
 __all__ = ["FMA", "build"]
 
-#: Candidate register positions, input to output (see :class:`hw.pipeline.Pipeline`).
+#: Candidate register positions, input to output (see :class:`hw.pipeline.Pipeline`), and the
+#: relative delay of the logic before each (sky130 estimates for the FP8 FMA: unpack + product +
+#: normalization, exponent compare + swap + aligner, adder + complement, LZC + shift, rounder).
 CUTS = ("product", "aligned", "sum", "normalized", "output")
+CUT_WEIGHTS = (4, 5, 4, 4, 3)
 
 
 class FMA(wiring.Component):
@@ -182,7 +185,7 @@ class FMA(wiring.Component):
         m.d.comb += [is_inf.eq((prod_inf | rc.is_inf) & ~nan), inf_sign.eq(Mux(prod_inf, prod_sign, rc.sign))]
 
         valid_in = self.valid_in if self.clocked else None
-        pipe = Pipeline(m, self._stages, CUTS, valid_in=valid_in)
+        pipe = Pipeline(m, self._stages, CUTS, valid_in=valid_in, weights=CUT_WEIGHTS)
 
         rand = None
         if self._rand_source == "port":

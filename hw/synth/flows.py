@@ -287,6 +287,9 @@ def _asic_delay(workdir, env, liberty, cells):
     """``(delay_ns, source, endpoint)`` of the mapped netlist: OpenSTA if available, else NLDM."""
     netlist = json.loads((workdir / "netlist.json").read_text())["modules"][_TOP]
     if env.sta:
+        # OpenSTA's Verilog reader takes no "signed" declarations (a structural netlist needs none).
+        path = workdir / "netlist.v"
+        path.write_text(re.sub(r"\b(wire|input|output) signed\b", r"\1", path.read_text()))
         period = 1000.0
         ports = netlist["ports"]
         clock = f"create_clock -name clk -period {period}" + (" [get_ports clk]" if "clk" in ports else "")
