@@ -15,7 +15,7 @@ import numpy as np
 
 __all__ = [
     "FloatFormat", "IntFormat", "FixedFormat", "Format", "FormatError", "parse_format", "PRESETS", "ROUNDING_MODES",
-    "check_rounding", "check_rand_bits",
+    "check_rounding", "check_rand_bits", "parse_format_param",
 ]
 
 #: Rounding modes of ``docs/arithmetic.md`` section 2.
@@ -38,6 +38,14 @@ def _index(name, value):
         return operator.index(value)
     except TypeError:
         raise FormatError(f"{name} must be an integer, not {value!r}") from None
+
+
+def parse_format_param(name, spec):
+    """:func:`parse_format` with the parameter's name in front of any error (``--target: ...``)."""
+    try:
+        return parse_format(spec)
+    except FormatError as e:
+        raise FormatError(f"{name}: {e}") from None
 
 
 def check_rounding(rounding, allowed=ROUNDING_MODES):
@@ -364,6 +372,10 @@ class FixedFormat:
 
     def __str__(self):
         return self.name or self.spec()
+
+    def all_codes(self):
+        """Every code, ascending."""
+        return np.arange(1 << self.bits, dtype=np.int64)
 
     def to_int(self, codes):
         codes = np.asarray(codes).astype(np.int64)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .formats import FloatFormat, check_rand_bits, check_rounding, parse_format
+from .formats import FloatFormat, check_rand_bits, check_rounding, parse_format_param
 from .raw import add_raw, mul_raw, round_raw, unpack
 
 __all__ = ["fma", "check_fma_formats"]
@@ -19,7 +19,8 @@ _BLOCK = 1 << 16
 
 def check_fma_formats(a_format, b_format, acc_format):
     """Parse and validate the three formats (radix 2 floats); return them."""
-    fa, fb, fc = (parse_format(f) for f in (a_format, b_format, acc_format))
+    fa, fb, fc = (parse_format_param(n, f) for n, f in
+                  (("a_format", a_format), ("b_format", b_format), ("acc_format", acc_format)))
     for name, f in (("a_format", fa), ("b_format", fb), ("acc_format", fc)):
         if not isinstance(f, FloatFormat) or f.radix != 2:
             raise ValueError(f"{name} must be a radix-2 float format, not {f}")

@@ -37,12 +37,19 @@ def check_lfsr(width, taps=None, seed=1, rand_bits=None):
         raise ValueError(f"lfsr_width must be between 3 and 32, not {width}")
     if taps is None or taps == ():
         taps = DEFAULT_TAPS[width]
-    taps = tuple(sorted({operator.index(t) for t in taps}, reverse=True))
+    try:
+        taps = tuple(sorted({operator.index(t) for t in taps}, reverse=True))
+    except TypeError:
+        raise ValueError(f"lfsr_taps must be integers, not {taps!r}") from None
     if taps[0] != width or any(not 1 <= t <= width for t in taps):
         raise ValueError(f"lfsr_taps must be distinct integers in 1..{width} including {width}, "
                          f"not {','.join(map(str, taps))}")
     if len(taps) < 2:
         raise ValueError(f"lfsr_taps needs at least two taps, not {','.join(map(str, taps))}")
+    if not is_primitive(width, taps):
+        default = ",".join(map(str, DEFAULT_TAPS[width]))
+        raise ValueError(f"lfsr_taps {','.join(map(str, taps))} are not maximal-length for width {width} "
+                         f"(period below 2**{width} - 1); e.g. {default} are")
     try:
         seed = operator.index(seed)
     except TypeError:
@@ -50,6 +57,8 @@ def check_lfsr(width, taps=None, seed=1, rand_bits=None):
     if not 0 < seed < (1 << width):
         raise ValueError(f"seed must be nonzero and below 2**{width} (a zero state never leaves zero), "
                          f"not {seed}")
+    if rand_bits is not None and (isinstance(rand_bits, bool) or not isinstance(rand_bits, int)):
+        raise ValueError(f"rand_bits must be an integer, not {rand_bits!r}")
     if rand_bits is not None and not 1 <= rand_bits <= width:
         raise ValueError(f"rand_bits must be between 1 and lfsr_width={width}, not {rand_bits}")
     return width, taps, seed

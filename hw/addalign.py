@@ -17,6 +17,7 @@ from .align import clamp_amount, shift_right_sticky
 from .float import RawLayout, exp_shape_for, float_format
 from .lzc import Normalizer
 from .pipeline import Pipeline
+from .validate import rejects_quietly
 
 __all__ = ["AlignAdd", "ADD_CUTS", "look_bits", "window_geometry", "OperandLayout"]
 
@@ -81,6 +82,7 @@ class AlignAdd(wiring.Component):
         ``o.exp`` lies in :attr:`exp_range`.
     """
 
+    @rejects_quietly
     def __init__(self, fmt, rounding, p_width, p_exp_range, rand_bits=None, registers=None):
         self._fmt = fmt = float_format(fmt)
         self._rounding = check_rounding(rounding)

@@ -10,14 +10,15 @@ from amaranth.hdl import Cat, Const, Module, Mux, Shape
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.formats import FloatFormat, parse_format
+from golden.formats import FloatFormat, parse_format_param
+from .validate import rejects_quietly
 
 __all__ = ["FloatLayout", "FloatView", "RawLayout", "Unpack", "float_format", "exp_shape_for"]
 
 
 def float_format(spec, name="format", radix2=True):
     """Parse ``spec`` into a :class:`FloatFormat` (``ValueError`` naming ``name`` otherwise)."""
-    fmt = parse_format(spec)
+    fmt = parse_format_param(name, spec)
     if not isinstance(fmt, FloatFormat):
         raise ValueError(f"{name} must be a float format, not {fmt}")
     if radix2 and fmt.radix != 2:
@@ -107,6 +108,7 @@ class Unpack(wiring.Component):
         over ``[emin, emax]``. Zeros give ``sig = 0``.
     """
 
+    @rejects_quietly
     def __init__(self, fmt, zero_specials=True):
         self._fmt = fmt = float_format(fmt)
         self._zero_specials = zero_specials

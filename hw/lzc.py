@@ -7,6 +7,8 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .align import shift_left
+from .float import exp_shape_for
+from .validate import rejects_quietly
 
 __all__ = ["leading_zeros", "LeadingZeroCounter", "Normalizer"]
 
@@ -43,6 +45,7 @@ class LeadingZeroCounter(wiring.Component):
         Leading zeros of ``i``; ``width`` when ``i`` is zero.
     """
 
+    @rejects_quietly
     def __init__(self, width):
         if not isinstance(width, int) or width < 1:
             raise ValueError(f"width must be a positive integer, not {width!r}")
@@ -83,6 +86,7 @@ class Normalizer(wiring.Component):
         ``exp_out`` has one more bit than ``exp_shape`` to hold ``exp - width``.
     """
 
+    @rejects_quietly
     def __init__(self, width, exp_shape, floor=None, granule=1, exp_min=None):
         if granule < 1 or granule & (granule - 1):
             raise ValueError(f"granule must be a power of two, not {granule}")
@@ -91,7 +95,11 @@ class Normalizer(wiring.Component):
         self._width, self._floor, self._granule = width, floor, granule
         self._exp_min = exp_min
         exp_shape = Shape.cast(exp_shape)
-        out_shape = Shape(exp_shape.width + 1 + (width.bit_length() > exp_shape.width), signed=True)
+        # The exponent's bounds follow from its shape; exp_out reaches exp - width, room exp - floor.
+        lo, hi = (-(1 << exp_shape.width - 1), (1 << exp_shape.width - 1) - 1) if exp_shape.signed \
+            else (0, (1 << exp_shape.width) - 1)
+        out_shape = exp_shape_for(lo - width, hi)
+        self._room_shape = exp_shape_for(lo - floor, hi - floor) if floor is not None else None
         super().__init__({
             "sig": In(width), "exp": In(exp_shape),
             "sig_out": Out(width), "exp_out": Out(out_shape),
@@ -105,7 +113,7 @@ class Normalizer(wiring.Component):
             skip = self._granule.bit_length() - 1
             amount = Cat(Const(0, skip), lzc[skip:]) if skip else lzc
         else:
-            room = Signal(self.exp_out.shape(), name="room")
+            room = Signal(self._room_shape, name="room")
             m.d.comb += room.eq(self.exp - self._floor)
             amount = Signal(unsigned(lzc.shape().width), name="norm_amount")
             clamped = Mux(room < lzc, room, lzc)

@@ -14,6 +14,7 @@ from golden.formats import check_rand_bits, check_rounding
 
 from .align import clamp_amount, shift_right_sticky
 from .float import FloatLayout, RawLayout, exp_shape_for, float_format
+from .validate import rejects_quietly
 
 __all__ = ["Rounder"]
 
@@ -51,6 +52,7 @@ class Rounder(wiring.Component):
     o : Out(FloatLayout(fmt))
     """
 
+    @rejects_quietly
     def __init__(self, fmt, rounding, sig_width, exp_range, rand_bits=None):
         self._fmt = fmt = float_format(fmt, "format")
         self._rounding = check_rounding(rounding)

@@ -36,6 +36,7 @@ from ..multiply import unsigned_product
 from ..pipeline import Pipeline, check_stages
 from ..rounder import Rounder
 from ..stochastic_round.lfsr import LFSR
+from ..validate import rejects_quietly
 
 __all__ = ["Accumulator", "LaneSum", "build", "exact_window"]
 
@@ -85,6 +86,7 @@ class LaneSum(wiring.Component):
         only when every product is ``-0``).
     """
 
+    @rejects_quietly
     def __init__(self, a_format, b_format, lanes, window):
         self._fa, self._fb = float_format(a_format, "a_format"), float_format(b_format, "b_format")
         self._lanes = _check_lanes(lanes)
@@ -206,6 +208,7 @@ class _AddRound(wiring.Component):
     leading zeros, or a subnormal of ``fmt``; ``c`` is a code of ``fmt``. Combinational.
     """
 
+    @rejects_quietly
     def __init__(self, fmt, rounding, rand_bits, p_width, p_exp_range):
         self._fmt, self._rounding, self._rand_bits = fmt, rounding, rand_bits
         self._pw, self._p_range = p_width, p_exp_range
@@ -252,6 +255,7 @@ class _AddRound(wiring.Component):
 class _Core(wiring.Component):
     """The accumulator's state machine without back-pressure (run under an enable)."""
 
+    @rejects_quietly
     def __init__(self, parent):
         self._p = parent
         fa, fb, fc, N = parent._fa, parent._fb, parent._fc, parent._lanes
@@ -426,6 +430,7 @@ class Accumulator(wiring.Component):
         One result per dot product, ``latency`` cycles after its last beat when not stalled.
     """
 
+    @rejects_quietly
     def __init__(self, lanes=1, a_format="fp8_e5m2", b_format=None, acc_format="e6m9", rounding="rne",
                  chunk=64, window="exact", stages=0, rand_bits=8, lfsr_width=16, seed=1, seed_outer=1):
         self._lanes = _check_lanes(lanes)

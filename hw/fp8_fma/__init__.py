@@ -33,6 +33,7 @@ from ..multiply import unsigned_product
 from ..pipeline import Pipeline, check_stages
 from ..rounder import Rounder
 from ..stochastic_round.lfsr import LFSR
+from ..validate import rejects_quietly
 
 __all__ = ["FMA", "build"]
 
@@ -75,6 +76,7 @@ class FMA(wiring.Component):
         is ``valid_in`` delayed by ``stages`` cycles and qualifies ``y``.
     """
 
+    @rejects_quietly
     def __init__(self, a_format="fp8_e5m2", b_format=None, acc_format="e6m9", rounding="rne",
                  rand_bits=8, rand_source="port", lfsr_width=16, lfsr_taps=None, seed=1, stages=0):
         b_format = a_format if b_format is None else b_format

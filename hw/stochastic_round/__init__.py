@@ -20,6 +20,7 @@ from ..lzc import Normalizer
 from ..pipeline import Pipeline, check_stages
 from ..rounder import Rounder
 from .lfsr import LFSR
+from ..validate import rejects_quietly
 
 __all__ = ["StochasticRound", "LFSR", "build"]
 
@@ -58,6 +59,7 @@ class StochasticRound(wiring.Component):
         ``valid_out`` is ``valid_in`` delayed by ``stages`` cycles; ``y`` belongs to it.
     """
 
+    @rejects_quietly
     def __init__(self, source="fp32", target="fp8_e5m2", rounding="sr", rand_bits=8, rand_source="lfsr",
                  lfsr_width=16, lfsr_taps=None, seed=1, stages=0):
         self._source, self._target = check_sr_formats(source, target)
@@ -117,15 +119,18 @@ class StochasticRound(wiring.Component):
         m = Module()
         dst = self._target
         raw, (lo, hi), needs_norm = self._raw_source(m)
-        W = len(raw.sig)
+        # The rounder looks at least one bit below the target's last place: a source with fewer
+        # significand bits gets exact zeros appended below (exp weighs the top bit, unchanged).
+        W = max(len(raw.sig), dst.precision + 1)
+        src_sig = Cat(Const(0, W - len(raw.sig)), raw.sig)
         if needs_norm:
             m.submodules.normalize = norm = Normalizer(W, raw.exp.shape(),
                                                        floor=dst.emin if dst.subnormals else None)
-            m.d.comb += [norm.sig.eq(raw.sig), norm.exp.eq(raw.exp)]
+            m.d.comb += [norm.sig.eq(src_sig), norm.exp.eq(raw.exp)]
             sig, exp = norm.sig_out, norm.exp_out
             lo = lo - (W - 1) if not dst.subnormals else min(lo, dst.emin)
         else:
-            sig, exp = raw.sig, raw.exp
+            sig, exp = src_sig, raw.exp
 
         valid_in = self.valid_in if self.clocked else None
         pipe = Pipeline(m, self._stages, ["normalized", "output"], valid_in=valid_in)

@@ -7,6 +7,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.lfsr import check_lfsr
+from ..validate import rejects_quietly
 
 __all__ = ["LFSR"]
 
@@ -35,6 +36,7 @@ class LFSR(wiring.Component):
     rand : Out(rand_bits)
     """
 
+    @rejects_quietly
     def __init__(self, width=16, taps=None, seed=1, rand_bits=8):
         self._width, self._taps, self._seed = check_lfsr(width, taps, seed, rand_bits)
         self._rand_bits = rand_bits
