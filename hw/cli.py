@@ -5,13 +5,19 @@
     lowbit export UNIT [--param value ...] [-o FILE.v] [--name MODULE]
     lowbit synth  UNIT [--param value ...] [synth options]   (see ``lowbit synth --help``)
 
-User errors (unknown unit, parameter or format, bad values, missing tools) print one line
-``lowbit: error: ...`` and exit with status 2; nothing is half-written.
+User errors (a missing or unknown command, unknown unit, parameter or format, bad or missing values,
+an unusable output path, missing tools) print one line ``lowbit: error: ...`` naming the parameter
+and what it allows, and exit with status 2; no traceback, and nothing is half-written (``-o`` writes a
+temporary file in the output folder and renames it into place). The module name defaults to the
+output file's stem (the unit name on stdout or when the stem is not a Verilog identifier).
 """
 
 from __future__ import annotations
 
+import gc
+import os
 import sys
+import warnings
 from pathlib import Path
 
 from . import __version__
@@ -41,11 +47,24 @@ def _fail(msg):
     return EXIT_USAGE
 
 
+def _check_format_value(param, value):
+    """A format parameter's spec must parse; the error names the flag (``--target: ...``)."""
+    from golden.formats import FormatError, parse_format
+    try:
+        parse_format(value)
+    except FormatError as e:
+        msg = str(e)
+        if param.name not in msg and param.flag not in msg:
+            msg = f"{param.flag}: {msg}"
+        raise UsageError(msg) from None
+
+
 def split_unit_args(unit, argv, extra_flags=(), extra_switches=()):
     """Parse ``--param value`` pairs for ``unit``; return ``(params, extras)``.
 
     ``extra_flags`` take a value, ``extra_switches`` do not; both land in ``extras`` keyed by their
-    name without dashes (``-o`` becomes ``o``).
+    name without dashes (``-o`` becomes ``o``). A value may not start with ``--`` (``--seed --stages 2``
+    is a missing value, not the value ``--stages``).
     """
     params, extras = {}, {}
     i = 0
@@ -61,8 +80,8 @@ def split_unit_args(unit, argv, extra_flags=(), extra_switches=()):
         if not key.startswith("-"):
             raise UsageError(f"unexpected argument {arg!r} (parameters are --name value)")
         if not eq:
-            if i + 1 >= len(argv):
-                raise UsageError(f"{key} needs a value")
+            if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
+                raise UsageError(f"{key} needs a value{_value_hint(unit, key, extra_flags)}")
             val = argv[i + 1]
             i += 2
         else:
@@ -75,7 +94,24 @@ def split_unit_args(unit, argv, extra_flags=(), extra_switches=()):
         if name in params:
             raise UsageError(f"{key} given twice")
         params[name] = param.parse(val)
+        if param.kind == "format":
+            _check_format_value(param, params[name])
     return params, extras
+
+
+def _value_hint(unit, key, extra_flags):
+    """`` (...)`` saying what a flag takes, for the missing-value message."""
+    if key in extra_flags:
+        return ""
+    name = key.lstrip("-").replace("-", "_")
+    for p in unit.params:
+        if p.name == name:
+            what = {"int": "an integer", "ints": "comma-separated integers", "bool": "true or false",
+                    "format": "a format spec or preset (lowbit formats)"}.get(p.kind)
+            if p.kind == "choice":
+                what = "one of " + ", ".join(p.choices)
+            return f" ({what}; default {p.describe_default()})"
+    return ""
 
 
 def cmd_list(argv):
@@ -118,18 +154,29 @@ def cmd_export(argv):
         raise UsageError("export needs a unit name (lowbit list shows them)")
     unit = get_unit(argv[0])
     params, extras = split_unit_args(unit, argv[1:], extra_flags=("-o", "--output", "--name"))
-    out = extras.get("o") or extras.get("output")
+    if "o" in extras and "output" in extras:
+        raise UsageError("give -o or --output, not both")
+    out = extras.get("o", extras.get("output"))
+    if out is not None:
+        if not out or out.endswith(("/", os.sep)):
+            raise UsageError(f"-o/--output needs a file name, not {out!r}")
+        if Path(out).is_dir():
+            raise UsageError(f"-o/--output: {out!r} is a folder; give a file name such as {out}/unit.v")
+        if not Path(out).parent.is_dir():
+            raise UsageError(f"-o/--output: output folder {str(Path(out).parent)!r} does not exist "
+                             "(create it first)")
     name = extras.get("name")
     if name is None:
         stem = Path(out).stem if out else unit.name
         from .export import valid_module_name
         name = stem if valid_module_name(stem) else unit.name
-    if out and not Path(out).parent.exists():
-        raise UsageError(f"output folder {str(Path(out).parent)!r} does not exist")
     text = export_text(unit, params, name)
-    if out:
+    if out is not None:
         from .export import write_atomic
-        write_atomic(out, text)
+        try:
+            write_atomic(out, text)
+        except OSError as e:
+            raise UsageError(f"-o/--output: cannot write {out!r}: {e.strerror or e}") from None
     else:
         sys.stdout.write(text)
     return 0
@@ -138,11 +185,41 @@ def cmd_export(argv):
 COMMANDS = {"list": cmd_list, "formats": cmd_formats, "export": cmd_export}
 
 
+def _silence_unused():
+    from amaranth.hdl import UnusedElaboratable
+    warnings.simplefilter("ignore", UnusedElaboratable)
+
+
+def _run_command(cmd, args):
+    """Run one command; a user error returns its one-line message instead of raising.
+
+    A generator that fails half-way leaves components that were never elaborated; Amaranth would
+    warn about each of them (``UnusedElaboratable``) on stderr when they are collected, so they are
+    collected here with that warning silenced: the error stays one line.
+    """
+    with warnings.catch_warnings():
+        try:
+            return COMMANDS[cmd](args), None
+        except (UsageError, ValueError) as e:
+            _silence_unused()
+            error = str(e)
+        except RuntimeError as e:  # ToolError and friends: a missing or failing external tool
+            from .tools import ToolError
+            if not isinstance(e, ToolError):
+                raise
+            _silence_unused()
+            error = str(e)
+        gc.collect()
+    return EXIT_USAGE, " ".join(error.split()) or "invalid arguments"
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help", "help"):
+    if not argv:
+        return _fail("missing command (commands: list, formats, export, synth; lowbit --help)")
+    if argv[0] in ("-h", "--help", "help"):
         print(_USAGE, end="")
-        return 0 if argv else EXIT_USAGE
+        return 0
     if argv[0] == "--version":
         print(f"lowbit {__version__}")
         return 0
@@ -156,16 +233,16 @@ def main(argv=None):
     if cmd not in COMMANDS:
         return _fail(f"unknown command {cmd!r} (commands: {', '.join([*COMMANDS, 'synth'])})")
     try:
-        return COMMANDS[cmd](argv[1:])
-    except (UsageError, ValueError) as e:
-        return _fail(str(e))
-    except RuntimeError as e:  # ToolError and friends: a missing or failing external tool
-        from .tools import ToolError
-        if isinstance(e, ToolError):
-            return _fail(str(e))
-        raise
+        status, error = _run_command(cmd, argv[1:])
     except BrokenPipeError:
+        # The reader went away (``lowbit list | head -1``): not an error; keep Python from
+        # complaining about the unflushed stdout at exit.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
         return 0
+    return _fail(error) if error is not None else status
 
 
 if __name__ == "__main__":
