@@ -620,3 +620,74 @@ def gemm(A, B, a_fmt, b_fmt, acc_fmt="e6m9", lanes=1, chunk=64, window="exact", 
         raise ValueError(f"gemm: inner dimensions differ: A is {A.shape}, B is {B.shape}")
     return _engine(A[:, None, :], np.ascontiguousarray(B.T)[None, :, :], a_fmt, b_fmt, acc, lanes,
                    chunk, window, rounding, rbits_inner, rbits_outer, R, fast)
+
+
+# -- the INT4 x FP4 front end (hw.mac4's lane sum feeding the accumulator) --------------------------
+
+def accumulate_sums(S, acc_fmt, chunk_beats, rounding="rne", rbits_inner=None, rbits_outer=None,
+                    rand_bits=None):
+    """The accumulation of item 3 over given exact beat sums.
+
+    ``S`` is a :class:`~golden.raw.Raw` of shape ``(B, nb)``: beat ``j`` of dot product ``b`` (exact,
+    at most 49 significant bits, no sticky). ``chunk_beats`` is ``CL / N`` (0: no chunking). Returns
+    ``(B,)`` codes. ``rbits_inner`` ``(B, nb)`` and ``rbits_outer`` ``(B, ceil(nb / chunk_beats))``
+    feed ``sr``.
+    """
+    acc = _float_format(acc_fmt, "acc_fmt")
+    check_rounding(rounding)
+    R = check_rand_bits(rand_bits, rounding)
+    B, nb = S.sig.shape
+    n_outer = -(-nb // chunk_beats) if chunk_beats else 0
+    if rounding == "sr":
+        rbi = _rbits(rbits_inner, "rbits_inner", (B, nb), R)
+        rbo = _rbits(rbits_outer, "rbits_outer", (B, n_outer), R) if chunk_beats else None
+    else:
+        rbi = rbo = None
+    neg_zero = np.full(B, acc.sign_mask, np.int64).astype(acc.code_dtype)
+    inner, outer, k_out = neg_zero.copy(), neg_zero.copy(), 0
+    for j in range(nb):
+        Sj = Raw(*(f[:, j] for f in S))
+        inner = round_raw(acc, add_raw(unpack(acc, inner), Sj), rounding,
+                          rbits=None if rbi is None else rbi[:, j], rand_bits=R)
+        if chunk_beats and (j + 1) % chunk_beats == 0 and j != nb - 1:
+            outer = _flush_general(acc, outer, inner, rounding, None if rbo is None else rbo[:, k_out], R)
+            inner = neg_zero.copy()
+            k_out += 1
+    if chunk_beats:
+        inner = _flush_general(acc, outer, inner, rounding, None if rbo is None else rbo[:, k_out], R)
+    return inner
+
+
+def dot_mac4(x_codes, g_codes, phase, offset, acc_fmt="e6m9", lanes=8, chunk=64, rounding="rne",
+             x_signed=True, rbits_inner=None, rbits_outer=None, rand_bits=None):
+    """Dot products of INT4 ``x`` and radix-4 FP4 ``g`` through the chunk-based accumulator.
+
+    Each beat's ``S`` is :func:`golden.mac4.mac4_dot` of its ``lanes`` pairs (exact: no window);
+    ``phase`` is per beat (broadcasting to ``(..., L/N)``), ``offset`` per dot product (``(...)``).
+    ``x_codes``, ``g_codes``: ``(..., L)`` 4-bit codes. Otherwise as :func:`dot` (item 3 and 4).
+    """
+    from .mac4 import mac4_dot
+
+    x, g = _codes(x_codes, "x_codes"), _codes(g_codes, "g_codes")
+    shape = np.broadcast_shapes(x.shape, g.shape)
+    if len(shape) < 1:
+        raise ValueError("x_codes and g_codes need a last axis (the dot-product length L)")
+    batch, L = shape[:-1], shape[-1]
+    lanes, chunk, _ = check_params(L, lanes, chunk)
+    nb = L // lanes
+    x = np.broadcast_to(x, shape).reshape(*batch, nb, lanes)
+    g = np.broadcast_to(g, shape).reshape(*batch, nb, lanes)
+    ph = np.broadcast_to(np.asarray(phase), (*batch, nb))
+    off = np.broadcast_to(np.asarray(offset)[..., None], (*batch, nb))
+    s, lsb = mac4_dot(x, g, ph, off, lanes, x_signed)
+    B = prod(batch)
+    sign = (s < 0).astype(np.int64).reshape(B, nb)
+    sig = np.abs(s).astype(U64).reshape(B, nb)
+    z = np.zeros((B, nb), bool)
+    S = Raw(sign, sig, lsb.reshape(B, nb).astype(np.int64), z, z, z)
+    out = accumulate_sums(S, acc_fmt, chunk // lanes, rounding,
+                          None if rbits_inner is None else np.broadcast_to(rbits_inner, (*batch, nb)).reshape(B, nb),
+                          None if rbits_outer is None else np.reshape(
+                              np.broadcast_to(rbits_outer, (*batch, np.shape(rbits_outer)[-1])), (B, -1)),
+                          rand_bits)
+    return out.reshape(batch)

@@ -570,3 +570,39 @@ def test_swamping_script_without_matplotlib(tmp_path, monkeypatch, capsys):
     assert mod.main(["--out-dir", str(tmp_path), "--trials", "1", "--lengths", "64"]) == 0
     assert (tmp_path / "swamping.csv").exists() and not (tmp_path / "swamping.png").exists()
     assert "skipped the PNG" in capsys.readouterr().out
+
+
+# -- the INT4 x FP4 front end -----------------------------------------------------------------------
+
+def _mac4_chain_reference(x, g, ph, off, N, CL, mode, acc):
+    """Fraction evaluation of the accumulation rules with exact INT4 x FP4 beat sums."""
+    from golden.exact import SignedZero, add_exact, decode_fraction, round_fraction
+    f4 = parse_format("fp4_r4")
+    inner = outer = SignedZero(1)
+    nb, cb = len(x) // N, CL // N
+    for j in range(nb):
+        S = Fraction(0)
+        for k in range(N):
+            xv = int(x[j * N + k]) - (16 if x[j * N + k] >= 8 else 0)
+            gv = decode_fraction(f4, int(g[j * N + k]))
+            gv = Fraction(0) if isinstance(gv, SignedZero) else gv
+            S += xv * gv * 2 ** int(ph[j]) * Fraction(2) ** off
+        inner = decode_fraction(acc, round_fraction(acc, add_exact(inner, S if S else SignedZero(0)), mode))
+        if cb and (j + 1) % cb == 0 and j != nb - 1:
+            outer = decode_fraction(acc, round_fraction(acc, add_exact(outer, inner), mode))
+            inner = SignedZero(1)
+    return round_fraction(acc, add_exact(outer, inner), mode) if cb else round_fraction(acc, inner, mode)
+
+
+@pytest.mark.parametrize("mode", ["rne", "rna", "rtz"])
+def test_dot_mac4_matches_fraction_chain(mode):
+    from golden.accumulator import dot_mac4
+    rng = np.random.default_rng(len(mode) * 7 + ord(mode[-1]))
+    acc = parse_format("e6m9")
+    for _ in range(60):
+        N = int(rng.choice([1, 4, 8]))
+        CL, nb = N * int(rng.integers(0, 4)), int(rng.integers(1, 9))
+        x, g = rng.integers(0, 16, N * nb), rng.integers(0, 16, N * nb)
+        ph, off = rng.integers(0, 2, nb), int(rng.integers(-20, 20))
+        got = int(dot_mac4(x, g, ph, off, "e6m9", N, CL, mode))
+        assert got == _mac4_chain_reference(x, g, ph, off, N, CL, mode, acc)
