@@ -202,6 +202,25 @@ register(Unit(
 ))
 
 
+register(Unit(
+    name="mac4",
+    summary="N-lane INT4 x FP4 (radix 4) exact dot product, float or integer accumulate (Sun et al. 2020)",
+    module="hw.mac4", factory="build",
+    params=(
+        Param("lanes", "int", 8, "lanes N (1 to 256)"),
+        Param("mode", "choice", "dot", "dot: exact sum; acc: + float accumulator, one rounding; "
+              "int: INT4 x INT4 + integer accumulator", ("dot", "acc", "int")),
+        Param("x_signed", "bool", True, "x codes are signed -8..7 (false: unsigned 0..15)"),
+        Param("w_signed", "bool", True, "w codes are signed -8..7 (int mode)"),
+        Param("acc_format", "format", "e6m9", "accumulator format, radix 2 (acc mode; fp16_e6m9: IBM's 1-6-9)"),
+        Param("rounding", "choice", "rne", "rounding mode (acc mode)", _ROUNDING),
+        Param("rand_bits", "int", 8, "random bits R per rounding (acc mode, sr only)"),
+        Param("acc_bits", "int", 32, "integer accumulator width, wraps around (int mode)"),
+        Param("stages", "int", 0, "register stages (0 = combinational)"),
+    ),
+))
+
+
 def get_unit(name):
     try:
         return UNITS[name]
