@@ -246,7 +246,7 @@ def round_raw(fmt, raw, rounding="rne", rbits=None, rand_bits=None):
     L = bitlen(sig) - 1
     t = exp + L                      # exponent (radix 2) of the leading one
     zero = (sig == 0) & ~nan & ~inf
-    E, M, bias = fmt.exp_bits, fmt.man_bits, fmt.bias
+    M, bias = fmt.man_bits, fmt.bias
     if fmt.radix == 2:
         emin = 1 - bias
         u = (np.maximum(t, emin) if fmt.subnormals else t) - M

@@ -21,7 +21,7 @@ import warnings
 from pathlib import Path
 
 from . import __version__
-from .units import UNITS, UnitError, get_unit
+from .units import UNITS, get_unit
 
 EXIT_USAGE = 2
 

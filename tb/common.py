@@ -26,22 +26,32 @@ def log_seed(dut, what):
     dut._log.info("%s: seed %d (rerun with LOWBIT_SEED=%d)", what, cocotb.RANDOM_SEED, cocotb.RANDOM_SEED)
 
 
+def _values(arr):
+    """Python integers (ports may be wider than 64 bits)."""
+    return [int(v) for v in np.asarray(arr).ravel()]
+
+
+def _result_array(handle, values):
+    """int64 when the port fits, else an object array of Python integers."""
+    return np.array(values, dtype=np.int64 if len(handle) <= 63 else object)
+
+
 async def drive_comb(dut, inputs, outputs):
     """Apply each row of ``inputs`` ({port: array}) and sample ``outputs`` (port names).
 
-    Returns {port: int64 array}.
+    Returns {port: array}: int64, or Python integers for ports wider than 63 bits.
     """
-    ports_in = [(getattr(dut, name), np.asarray(arr).astype(np.int64)) for name, arr in inputs.items()]
+    ports_in = [(getattr(dut, name), _values(arr)) for name, arr in inputs.items()]
     ports_out = [(name, getattr(dut, name)) for name in outputs]
     n = len(ports_in[0][1])
-    result = {name: np.zeros(n, np.int64) for name in outputs}
+    result = {name: [0] * n for name in outputs}
     for k in range(n):
         for handle, arr in ports_in:
-            handle.value = int(arr[k])
+            handle.value = arr[k]
         await Timer(1, unit="ns")
         for name, handle in ports_out:
             result[name][k] = int(handle.value)
-    return result
+    return {name: _result_array(handle, result[name]) for name, handle in ports_out}
 
 
 class PipelineTB:
@@ -70,7 +80,7 @@ class PipelineTB:
         the last input.
         """
         dut = self.dut
-        ports_in = [(getattr(dut, name), np.asarray(arr).astype(np.int64)) for name, arr in inputs.items()]
+        ports_in = [(getattr(dut, name), _values(arr)) for name, arr in inputs.items()]
         ports_out = [(name, getattr(dut, name)) for name in outputs]
         n = len(ports_in[0][1])
         collected = {name: [] for name in outputs}
@@ -88,17 +98,20 @@ class PipelineTB:
         while k < n:
             idle = idle_prob > 0 and rng.random() < idle_prob
             if idle:
+                # Garbage on the inputs of an idle cycle must not matter.
                 dut.valid_in.value = 0
+                for handle, _ in ports_in:
+                    handle.value = int(rng.integers(0, 1 << min(len(handle), 62)))
             else:
                 for handle, arr in ports_in:
-                    handle.value = int(arr[k])
+                    handle.value = arr[k]
                 dut.valid_in.value = 1
                 k += 1
             await RisingEdge(dut.clk)
         dut.valid_in.value = 0
         await ClockCycles(dut.clk, drain)
         mon.cancel()
-        return {name: np.array(vals, dtype=np.int64) for name, vals in collected.items()}
+        return {name: _result_array(handle, collected[name]) for name, handle in ports_out}
 
 
 class StreamSource:

@@ -11,7 +11,7 @@
   scoreboard checks every output in order and that there are exactly as many as beats sent.
 
 ``sum`` and ``lsb_exp`` are checked in every mode that has them, ``acc_out`` against ``mac4_acc`` (the
-random bits of ``sr`` come in on the ``rand`` port) or against :func:`hw.mac4.golden.int4_acc`.
+random bits of ``sr`` come in on the ``rand`` port) or against :func:`golden.mac4.int4_acc`.
 """
 
 from __future__ import annotations
@@ -20,70 +20,15 @@ import numpy as np
 import pytest
 
 import cocotb
-from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, Timer
 
-from common import PipelineTB, log_seed, rng_for
+from common import PipelineTB, drive_comb, log_seed, rng_for
 from harness import long_enabled, run_cocotb, unit_config
 
 from golden.formats import parse_format
 from golden.mac4 import (OFFSET_MAX, OFFSET_MIN, int4_dot, int4_product_range, int4_sum_width,
                          mac4_acc, mac4_dot, product_range, sum_width)
-from hw.mac4.golden import int4_acc, to_signed
+from golden.mac4 import int4_acc, to_signed
 from hw.units import get_unit
-
-
-# -- drivers for ports wider than 63 bits -----------------------------------------------------------
-# tb/common.py's drive_comb and PipelineTB.run carry values as int64, which 16 lanes of 4 bits (and
-# a 64-bit integer accumulator) overflow; these two keep Python integers and otherwise behave alike.
-
-async def drive_comb_ints(dut, inputs, outputs):
-    """Apply each row of ``inputs`` ({port: sequence of ints}); return {port: object array}."""
-    ports_in = [(getattr(dut, name), [int(v) for v in arr]) for name, arr in inputs.items()]
-    ports_out = [(name, getattr(dut, name)) for name in outputs]
-    n = len(ports_in[0][1])
-    result = {name: np.zeros(n, dtype=object) for name in outputs}
-    for k in range(n):
-        for handle, arr in ports_in:
-            handle.value = arr[k]
-        await Timer(1, unit="ns")
-        for name, handle in ports_out:
-            result[name][k] = int(handle.value)
-    return result
-
-
-async def run_pipeline_ints(pipe, inputs, outputs, idle_prob=0.0, rng=None, drain=32):
-    """:meth:`PipelineTB.run` with Python integers; idle cycles drive random inputs."""
-    dut = pipe.dut
-    ports_in = [(getattr(dut, name), [int(v) for v in arr]) for name, arr in inputs.items()]
-    ports_out = [(name, getattr(dut, name)) for name in outputs]
-    n = len(ports_in[0][1])
-    collected = {name: [] for name in outputs}
-
-    async def monitor():
-        while True:
-            await RisingEdge(dut.clk)
-            await ReadOnly()
-            if int(dut.valid_out.value):
-                for name, handle in ports_out:
-                    collected[name].append(int(handle.value))
-
-    mon = cocotb.start_soon(monitor())
-    k = 0
-    while k < n:
-        if idle_prob > 0 and rng.random() < idle_prob:
-            dut.valid_in.value = 0
-            for handle, _ in ports_in:
-                handle.value = int(rng.integers(0, 1 << min(len(handle), 62)))
-        else:
-            for handle, arr in ports_in:
-                handle.value = arr[k]
-            dut.valid_in.value = 1
-            k += 1
-        await RisingEdge(dut.clk)
-    dut.valid_in.value = 0
-    await ClockCycles(dut.clk, drain)
-    mon.cancel()
-    return {name: np.array(vals, dtype=object) for name, vals in collected.items()}
 
 
 def random_ints(rng, bits, n):
@@ -167,8 +112,8 @@ class TB:
                     inputs["rand"] = beats["rand"]
         if self.pipe is not None:
             await self.pipe.reset()
-            return await run_pipeline_ints(self.pipe, inputs, self.outputs(), idle_prob, rng)
-        return await drive_comb_ints(self.dut, inputs, self.outputs())
+            return await self.pipe.run(inputs, self.outputs(), idle_prob, rng)
+        return await drive_comb(self.dut, inputs, self.outputs())
 
     def expected(self, beats):
         if self.mode == "int":

@@ -9,23 +9,24 @@ from amaranth.sim import Simulator
 def run_comb(dut, drive, read):
     """Apply ``drive`` (a list of ``(value, array)``) element by element and sample ``read``.
 
-    Returns one int64 array per entry of ``read``. For combinational components.
+    Returns one array per entry of ``read``: int64, or Python integers where a value is wider than
+    63 bits. For combinational components.
     """
-    arrays = [np.asarray(a).astype(np.int64).ravel() for _, a in drive]
+    arrays = [[int(v) for v in np.asarray(a).ravel()] for _, a in drive]
     n = len(arrays[0]) if arrays else 0
-    outs = [np.zeros(n, np.int64) for _ in read]
+    outs = [[0] * n for _ in read]
 
     async def testbench(ctx):
         for k in range(n):
             for (value, _), arr in zip(drive, arrays):
-                ctx.set(value, int(arr[k]))
+                ctx.set(value, arr[k])
             for j, value in enumerate(read):
                 outs[j][k] = ctx.get(value)
 
     sim = Simulator(dut)
     sim.add_testbench(testbench)
     sim.run()
-    return outs
+    return [np.array(o, dtype=np.int64 if len(v) <= 63 else object) for o, v in zip(outs, read)]
 
 
 def pack_fields(layout, **fields):

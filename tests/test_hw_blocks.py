@@ -479,7 +479,7 @@ def test_pipeline_latency_and_valid():
     """Data and valid both arrive ``stages`` cycles later through the placed registers."""
     for stages in (0, 1, 3, 5):
         m = Module()
-        m.domains.sync = cd = ClockDomain()
+        m.domains.sync = ClockDomain()
         x, v = Signal(8), Signal()
         pipe = Pipeline(m, stages, ["a", "b", "c"], valid_in=v)
         y = pipe.cut("a", x + 1)

@@ -17,7 +17,7 @@ from golden.formats import parse_format
 from golden.mac4 import (OFFSET_MAX, OFFSET_MIN, int4_dot, int4_product_range, int4_sum_width,
                          mac4_acc, mac4_dot, product_range, sum_width)
 from hw.mac4 import CUTS, MAC4
-from hw.mac4.golden import int4_acc, to_signed
+from golden.mac4 import int4_acc, to_signed
 from hw.units import get_unit
 from simutil import run_comb
 

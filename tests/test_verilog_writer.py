@@ -508,7 +508,7 @@ def prove_equivalent(rtlil_text, netlist, wire_bits, verilog_text, top, workdir,
     script = _cut_script(netlist, wire_bits, top, workdir) if cut else []
     if direct:
         (workdir / "gold.il").write_text(rtlil_text)
-        script += [f"read_rtlil gold.il", f"hierarchy -check -top {top}", "proc", "flatten",
+        script += ["read_rtlil gold.il", f"hierarchy -check -top {top}", "proc", "flatten",
                    "attrmap -remove init", f"rename {top} rtlil", "read_verilog gate.v", "proc",
                    f"rename {top} verilog", "async2sync rtlil verilog",
                    "miter -equiv -flatten -make_assert rtlil verilog miter"]

@@ -28,8 +28,8 @@ from amaranth.lib.wiring import In, Out
 from golden.formats import check_rand_bits, check_rounding
 from golden.lfsr import check_lfsr, reciprocal_taps
 
-from ..addalign import ADD_CUTS, AlignAdd, look_bits, window_geometry
-from ..align import clamp_amount, shift_right_sticky
+from ..addalign import AlignAdd
+from ..align import shift_right_sticky
 from ..float import FloatLayout, Unpack, exp_shape_for, float_format
 from ..lzc import Normalizer
 from ..multiply import unsigned_product
@@ -272,7 +272,6 @@ class _Core(wiring.Component):
         m = Module()
         par = self._p
         fc, rounding, R = par._fc, par._rounding, par._rand_bits
-        neg_zero = fc.sign_mask
 
         m.submodules.lanes = ls = LaneSum(par._fa, par._fb, par._lanes, par.window)
         m.d.comb += [ls.a.eq(self.a), ls.b.eq(self.b)]

@@ -140,7 +140,7 @@ class FMA(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         fa, fb, fc = self._fa, self._fb, self._fc
-        pa, pb, pc = fa.precision, fb.precision, fc.precision
+        pa, pb = fa.precision, fb.precision
         wp = pa + pb
 
         # NaN and Inf are decided by the flags alone; their significands may pass unmasked.

@@ -4,7 +4,7 @@
 rounding (``phase``) and a per-dot-product power-of-two ``offset`` (GradScale), summed exactly as an
 integer; optionally added to a float accumulator with one rounding, or, for the forward pass,
 INT4 x INT4 with an integer accumulator. Semantics: ``docs/arithmetic.md`` section 8; golden model
-:mod:`golden.mac4` (``mac4_dot``, ``mac4_acc``, ``int4_dot``) and :func:`hw.mac4.golden.int4_acc`
+:mod:`golden.mac4` (``mac4_dot``, ``mac4_acc``, ``int4_dot``) and :func:`golden.mac4.int4_acc`
 for the integer accumulator (wrap-around).
 
 Datapath (``dot`` and ``acc``)::
@@ -230,7 +230,7 @@ class MAC4(wiring.Component):
     mode : str
         ``"dot"``: the exact sum only. ``"acc"``: also ``acc_out = round(acc_in + S)`` with one
         rounding (``golden.mac4.mac4_acc``). ``"int"``: INT4 x INT4 (``golden.mac4.int4_dot``) and
-        ``acc_out = acc_in + sum`` wrapping modulo ``2**acc_bits`` (:func:`hw.mac4.golden.int4_acc`).
+        ``acc_out = acc_in + sum`` wrapping modulo ``2**acc_bits`` (:func:`golden.mac4.int4_acc`).
     x_signed : bool
         ``x`` codes are two's complement ``-8 ... 7`` (True) or unsigned ``0 ... 15``.
     w_signed : bool
