@@ -198,6 +198,9 @@ register(Unit(
         Param("lfsr_width", "int", 16, "width of the two LFSRs (sr only)"),
         Param("seed", "int", 1, "reset state of the inner LFSR (sr only)"),
         Param("seed_outer", "int", 1, "reset state of the outer LFSR (reciprocal polynomial; sr only)"),
+        Param("front", "choice", "fp8", "lane products: FP8 x FP8 floats, or hw.mac4's INT4 x FP4",
+              ("fp8", "mac4")),
+        Param("x_signed", "bool", True, "mac4 front: INT4 x is two's complement (else unsigned 0..15)"),
     ),
 ))
 

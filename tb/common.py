@@ -27,8 +27,11 @@ def log_seed(dut, what):
 
 
 def _values(arr):
-    """Python integers (ports may be wider than 64 bits)."""
-    return [int(v) for v in np.asarray(arr).ravel()]
+    """Python integers (ports may be wider than 64 bits; a list is never routed through NumPy,
+    which would turn integers beyond int64 and uint64 into floats)."""
+    if isinstance(arr, np.ndarray):
+        return [int(v) for v in arr.ravel()]
+    return [int(v) for v in arr]
 
 
 def _result_array(handle, values):

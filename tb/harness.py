@@ -142,15 +142,20 @@ def run_cocotb(unit_name, params, module, testcase=None, extra_env=None, seed=No
         test_args = ["--trace-file", f"{'-'.join(names) or module.rsplit('.', 1)[-1]}.{waves}"]
     print(f"cocotb: {unit_name} {params} seed={seed} build={build_dir}", file=sys.stderr)
     mod = module.rsplit(".", 1)[-1]
-    runner.test(test_module=mod, hdl_toplevel=top, hdl_toplevel_lang="verilog", build_dir=build_dir,
-                test_dir=build_dir,
-                testcase=names or None, seed=seed, extra_env=env, waves=bool(waves), test_args=test_args,
-                results_xml=str(results), log_file=build_dir / f"sim-{'-'.join(names) or 'all'}.log",
-                test_filter=None)
+    log = build_dir / f"sim-{'-'.join(names) or 'all'}.log"
+    try:
+        runner.test(test_module=mod, hdl_toplevel=top, hdl_toplevel_lang="verilog", build_dir=build_dir,
+                    test_dir=build_dir, testcase=names or None, seed=seed, extra_env=env,
+                    waves=bool(waves), test_args=test_args, results_xml=str(results), log_file=log,
+                    test_filter=None)
+    except SystemExit:      # cocotb's runner exits when a test failed; the results file says which
+        pass
+    if not results.exists():
+        pytest.fail(f"{unit_name}: the simulation wrote no results (seed {seed}); log: {log}", pytrace=False)
     total, failed = get_results(results)
     if failed or total == 0:
         pytest.fail(f"{unit_name}: {failed} of {total} cocotb tests failed (seed {seed}; rerun with "
-                    f"LOWBIT_SEED={seed}); log: {build_dir}", pytrace=False)
+                    f"LOWBIT_SEED={seed}); log: {log}", pytrace=False)
 
 
 def unit_config():

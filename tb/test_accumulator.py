@@ -19,7 +19,7 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from common import StreamSink, StreamSource, log_seed, rng_for
 from harness import long_enabled, run_cocotb, unit_config
 
-from golden.accumulator import dot
+from golden.accumulator import dot, dot_mac4
 from golden.formats import parse_format
 from golden.lfsr import lfsr_words, reciprocal_taps
 from hw.units import get_unit
@@ -31,6 +31,7 @@ class TB:
         name, params = unit_config()
         self.params = p = get_unit(name).resolve(params)
         self.N = p["lanes"]
+        self.mac4 = p["front"] == "mac4"
         self.fa = parse_format(p["a_format"])
         self.fb = parse_format(p["b_format"] or p["a_format"])
         self.fc = parse_format(p["acc_format"])
@@ -54,7 +55,23 @@ class TB:
         self.words_inner = self.words_outer = 0
 
     def beats(self, a, b):
-        """Payload integers of one dot product: lane k in bits k*width; then b; then last."""
+        """Payload integers of one dot product: lane k in bits k*width; then b; then last.
+
+        With the mac4 front ``a`` is ``(x, phase)`` and ``b`` is ``(g, offset)``: the payload is
+        ``{last, offset, phase, g lanes, x lanes}``.
+        """
+        if self.mac4:
+            (x, ph), (g, off) = a, b
+            N, out = self.N, []
+            nb = len(x) // N
+            for j in range(nb):
+                px = pg = 0
+                for k in range(N):
+                    px |= int(x[j * N + k]) << (4 * k)
+                    pg |= int(g[j * N + k]) << (4 * k)
+                out.append(px | (pg << (4 * N)) | (int(ph[j]) << (8 * N)) | ((off & 0xFF) << (8 * N + 1))
+                           | (int(j == nb - 1) << (8 * N + 9)))
+            return out
         N, wa, wb = self.N, self.fa.width, self.fb.width
         nb = len(a) // N
         out = []
@@ -69,9 +86,10 @@ class TB:
     def golden(self, a, b):
         """Expected result of one dot product, consuming the LFSR words it uses (sr)."""
         kw = {}
+        L = len(a[0]) if self.mac4 else len(a)
         if self.rounding == "sr":
             p = self.params
-            nb = len(a) // self.N
+            nb = L // self.N
             n_outer = -(-nb // (self.chunk // self.N)) if self.chunk else 0
             inner = lfsr_words(p["lfsr_width"], None, p["seed"], self.R, self.words_inner + nb)
             outer = lfsr_words(p["lfsr_width"], reciprocal_taps(p["lfsr_width"]), p["seed_outer"], self.R,
@@ -80,11 +98,21 @@ class TB:
                       rand_bits=self.R)
             self.words_inner += nb
             self.words_outer += n_outer
+        if self.mac4:
+            (x, ph), (g, off) = a, b
+            return int(dot_mac4(x, g, ph, off, self.fc, self.N, self.chunk, self.rounding,
+                                self.params["x_signed"], **kw))
         return int(dot(a, b, self.fa, self.fb, self.fc, self.N, self.chunk, self.window, self.rounding, **kw))
 
     def operands(self, L, kind):
         """Operand codes for one dot product of length L."""
         rng, fa, fb = self.rng, self.fa, self.fb
+        if self.mac4:
+            # INT4 and FP4 codes: all of them are values (no specials); "gauss" runs one offset,
+            # the others sweep the exponent range with small and large offsets.
+            x, g = rng.integers(0, 16, L), rng.integers(0, 16, L)
+            off = int(rng.integers(-20, 20) if kind == "gauss" else rng.choice([-128, -60, 0, 60, 127]))
+            return (x, rng.integers(0, 2, L // self.N)), (g, off)
         if kind == "gauss":
             scale = 2.0 ** rng.integers(-8, 4)
             a = fa.encode(rng.normal(1.0, 1.0, L) * scale)
@@ -157,7 +185,7 @@ async def full_rate(dut):
     log_seed(dut, "full_rate")
     await tb.reset()
     dps = [tb.operands(L, "gauss") for L in tb.lengths(20)]
-    payloads = sum(len(a) // tb.N for a, _ in dps)
+    payloads = sum(len(tb.beats(a, b)) for a, b in dps)
     tb.sink.start()
     cycles = await tb.source.send([p for a, b in dps for p in tb.beats(a, b)], 0.0, tb.rng)
     assert cycles == payloads, f"{payloads} beats took {cycles} cycles: the input stalled"
@@ -174,7 +202,8 @@ async def reset_mid_stream(dut):
     log_seed(dut, "reset_mid_stream")
     await tb.reset()
     a, b = tb.operands(3 * (tb.chunk or 8 * tb.N) + tb.N, "gauss")
-    half = tb.beats(a, b)[: len(a) // tb.N // 2]
+    beats = tb.beats(a, b)
+    half = beats[: len(beats) // 2]
     await tb.source.send(half, 0.0, tb.rng)
     await tb.reset()
     dps = [tb.operands(L, "gauss") for L in tb.lengths(6)]
@@ -190,6 +219,8 @@ CONFIGS = {
     "n4-cl8-w12-sr": {"lanes": 4, "chunk": 8, "window": "12", "rounding": "sr", "rand_bits": 6},
     "n2-cl4-fp16_e6m9-rna-hfp8": {"lanes": 2, "chunk": 4, "a_format": "fp8_e4m3", "b_format": "e5m2",
                                   "acc_format": "fp16_e6m9", "rounding": "rna"},
+    "mac4-n8-cl64-rne-stages1": {"lanes": 8, "chunk": 64, "front": "mac4", "stages": 1},
+    "mac4-n4-cl8-sr-unsigned": {"lanes": 4, "chunk": 8, "front": "mac4", "rounding": "sr", "x_signed": False},
 }
 
 

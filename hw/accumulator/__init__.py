@@ -27,18 +27,20 @@ from amaranth.lib.wiring import In, Out
 
 from golden.formats import check_rand_bits, check_rounding
 from golden.lfsr import check_lfsr, reciprocal_taps
+from golden.mac4 import LSB_EXP_SHIFT, OFFSET_MAX, OFFSET_MIN, product_range, twos_width
 
 from ..addalign import AlignAdd
 from ..align import shift_right_sticky
 from ..float import FloatLayout, Unpack, exp_shape_for, float_format
 from ..lzc import Normalizer
+from ..mac4 import OFFSET_BITS, fp4_lane
 from ..multiply import unsigned_product
 from ..pipeline import Pipeline, check_stages
 from ..rounder import Rounder
 from ..stochastic_round.lfsr import LFSR
 from ..validate import rejects_quietly
 
-__all__ = ["Accumulator", "LaneSum", "build", "exact_window"]
+__all__ = ["Accumulator", "LaneSum", "Mac4LaneSum", "build", "exact_window"]
 
 ROUNDINGS = ("rne", "rna", "rtz", "sr")
 
@@ -201,6 +203,57 @@ class LaneSum(wiring.Component):
         return m
 
 
+class Mac4LaneSum(wiring.Component):
+    """The exact INT4 x FP4 lane sum of one beat (``hw.mac4``'s lanes). Combinational.
+
+    ``o.sum * 2**o.lsb_exp`` equals :func:`golden.mac4.mac4_dot`'s ``S``: the phase, common to the
+    beat, moves the exponent (``lsb_exp = offset - 6 + phase``) instead of shifting the sum.
+
+    Members
+    -------
+    x, g : In(4 * lanes)
+        INT4 codes and FP4 (``fp4_r4``) codes, lane ``k`` in bits ``4k ... 4k+3``.
+    phase : In(1)
+    offset : In(signed(8))
+    o : Out(LaneSumLayout(...))
+    """
+
+    @rejects_quietly
+    def __init__(self, lanes, x_signed=True):
+        self._lanes = _check_lanes(lanes)
+        if not isinstance(x_signed, bool):
+            raise ValueError(f"x_signed must be True or False, not {x_signed!r}")
+        self._x_signed = x_signed
+        super().__init__({
+            "x": In(4 * lanes), "g": In(4 * lanes), "phase": In(1), "offset": In(signed(OFFSET_BITS)),
+            "o": Out(LaneSumLayout(self.sum_width, exp_shape_for(*self.lsb_exp_range))),
+        })
+
+    @property
+    def sum_width(self):
+        lo, hi = product_range(self._x_signed)      # includes phase 1: halve for the phase-0 sum
+        return twos_width(self._lanes * (lo // 2), self._lanes * (hi // 2))
+
+    @property
+    def lsb_exp_range(self):
+        return (OFFSET_MIN + LSB_EXP_SHIFT, OFFSET_MAX + LSB_EXP_SHIFT + 1)
+
+    def elaborate(self, platform):
+        m = Module()
+        width, total, correction = self.sum_width, 0, 0
+        for k in range(self._lanes):
+            row, carry = fp4_lane(m, self.x[4 * k:4 * k + 4], self.g[4 * k:4 * k + 4], self._x_signed,
+                                  name=f"lane{k}")
+            total = total + row + carry
+            correction -= 1 << (len(row) - 1)      # each row stands for its product + 2**(len-1)
+        m.d.comb += [
+            self.o.sum.eq((total + Const(correction % (1 << width), width))[:width]),
+            self.o.lsb_exp.eq(self.offset + LSB_EXP_SHIFT + self.phase),
+            self.o.nan.eq(0), self.o.inf.eq(0), self.o.inf_sign.eq(0), self.o.zero_sign.eq(0),
+        ]
+        return m
+
+
 class _AddRound(wiring.Component):
     """``round(c + p)`` for the accumulator's loops: specials, AlignAdd and the rounder.
 
@@ -258,13 +311,10 @@ class _Core(wiring.Component):
     @rejects_quietly
     def __init__(self, parent):
         self._p = parent
-        fa, fb, fc, N = parent._fa, parent._fb, parent._fc, parent._lanes
         super().__init__({
             "beat_valid": In(1),
-            "a": In(data.ArrayLayout(FloatLayout(fa), N)),
-            "b": In(data.ArrayLayout(FloatLayout(fb), N)),
-            "last": In(1),
-            "result": Out(FloatLayout(fc)),
+            "beat": In(parent.beat_layout),
+            "result": Out(FloatLayout(parent._fc)),
             "result_valid": Out(1),
         })
 
@@ -273,13 +323,16 @@ class _Core(wiring.Component):
         par = self._p
         fc, rounding, R = par._fc, par._rounding, par._rand_bits
 
-        m.submodules.lanes = ls = LaneSum(par._fa, par._fb, par._lanes, par.window)
-        m.d.comb += [ls.a.eq(self.a), ls.b.eq(self.b)]
+        if par._front == "mac4":
+            m.submodules.lanes = ls = Mac4LaneSum(par._lanes, par._x_signed)
+            m.d.comb += [ls.x.eq(self.beat.x), ls.g.eq(self.beat.g), ls.phase.eq(self.beat.phase),
+                         ls.offset.eq(self.beat.offset)]
+        else:
+            m.submodules.lanes = ls = LaneSum(par._fa, par._fb, par._lanes, par.window)
+            m.d.comb += [ls.a.eq(self.beat.a), ls.b.eq(self.beat.b)]
         pipe = Pipeline(m, par._stages, ["lane_sum"], valid_in=self.beat_valid)
-        s, last = pipe.cut("lane_sum", ls.o, self.last)
+        s, last = pipe.cut("lane_sum", ls.o, self.beat.last)
         beat = pipe.valid_out if par._stages else self.beat_valid
-        if par._stages == 0:
-            s, last = ls.o, self.last
 
         # S as sign and magnitude, normalized (stopping at emin when the format has subnormals:
         # a value left at emin with leading zeros is a subnormal, which AlignAdd and the rounder take).
@@ -417,6 +470,10 @@ class Accumulator(wiring.Component):
         Bits kept below the beat's largest product (section 7); ``exact`` never truncates.
     stages : int
         Registers between the lane sum and the accumulation loop.
+    front : str
+        ``"fp8"``: float products of ``a_format`` x ``b_format`` lanes; ``"mac4"``: the exact
+        INT4 x radix-4 FP4 lane sum of :mod:`hw.mac4` (``x_signed`` as there; the formats and the
+        window do not apply: the sum is exact).
     rand_bits, lfsr_width, seed, seed_outer :
         ``sr`` only: word width and the two LFSRs' width and reset states.
 
@@ -424,15 +481,23 @@ class Accumulator(wiring.Component):
     -------
     i : In(stream.Signature(StructLayout({"a": ..., "b": ..., "last": 1})))
         One beat per transfer: ``a[k]``, ``b[k]`` are lane ``k``'s operand codes; ``last`` ends
-        the dot product.
+        the dot product. With ``front="mac4"`` the beat is ``{"x", "g", "phase", "offset", "last"}``:
+        ``lanes`` INT4 and FP4 codes (4 bits each, lane 0 lowest), the TPR phase and the exponent
+        offset (keep it constant over a dot product to match :func:`golden.accumulator.dot_mac4`).
     o : Out(stream.Signature(FloatLayout(acc_format)))
         One result per dot product, ``latency`` cycles after its last beat when not stalled.
     """
 
     @rejects_quietly
     def __init__(self, lanes=1, a_format="fp8_e5m2", b_format=None, acc_format="e6m9", rounding="rne",
-                 chunk=64, window="exact", stages=0, rand_bits=8, lfsr_width=16, seed=1, seed_outer=1):
+                 chunk=64, window="exact", stages=0, rand_bits=8, lfsr_width=16, seed=1, seed_outer=1,
+                 front="fp8", x_signed=True):
         self._lanes = _check_lanes(lanes)
+        if front not in ("fp8", "mac4"):
+            raise ValueError(f"front must be fp8 or mac4, not {front!r}")
+        if not isinstance(x_signed, bool):
+            raise ValueError(f"x_signed must be True or False, not {x_signed!r}")
+        self._front, self._x_signed = front, x_signed
         self._fa = float_format(a_format, "a_format")
         self._fb = float_format(a_format if b_format is None else b_format, "b_format")
         self._fc = float_format(acc_format, "acc_format")
@@ -458,13 +523,19 @@ class Accumulator(wiring.Component):
             # seeds give one sequence shifted (seeds 1 and 2 differ by a single step).
             self._lfsr_outer = check_lfsr(lfsr_width, reciprocal_taps(lfsr_width), seed_outer,
                                           self._rand_bits)
-        payload = data.StructLayout({
-            "a": data.ArrayLayout(FloatLayout(self._fa), self._lanes),
-            "b": data.ArrayLayout(FloatLayout(self._fb), self._lanes),
-            "last": 1,
-        })
+        if front == "mac4":
+            self.beat_layout = data.StructLayout({
+                "x": 4 * self._lanes, "g": 4 * self._lanes, "phase": 1, "offset": signed(OFFSET_BITS),
+                "last": 1,
+            })
+        else:
+            self.beat_layout = data.StructLayout({
+                "a": data.ArrayLayout(FloatLayout(self._fa), self._lanes),
+                "b": data.ArrayLayout(FloatLayout(self._fb), self._lanes),
+                "last": 1,
+            })
         super().__init__({
-            "i": In(stream.Signature(payload)),
+            "i": In(stream.Signature(self.beat_layout)),
             "o": Out(stream.Signature(FloatLayout(self._fc))),
         })
 
@@ -496,8 +567,7 @@ class Accumulator(wiring.Component):
         core = _Core(self)
         m.submodules.core = EnableInserter(en)(core)
         m.d.comb += [
-            core.beat_valid.eq(self.i.valid & en),
-            core.a.eq(self.i.payload.a), core.b.eq(self.i.payload.b), core.last.eq(self.i.payload.last),
+            core.beat_valid.eq(self.i.valid & en), core.beat.eq(self.i.payload),
             self.i.ready.eq(en),
             self.o.valid.eq(out_valid), self.o.payload.eq(out_y),
         ]
@@ -509,7 +579,8 @@ class Accumulator(wiring.Component):
 
 
 def build(lanes=1, a_format="fp8_e5m2", b_format=None, acc_format="e6m9", rounding="rne", chunk=64,
-          window="exact", stages=0, rand_bits=8, lfsr_width=16, seed=1, seed_outer=1):
+          window="exact", stages=0, rand_bits=8, lfsr_width=16, seed=1, seed_outer=1, front="fp8",
+          x_signed=True):
     """Factory used by the unit registry (``lowbit export accumulator``)."""
     if isinstance(window, str) and window != "exact":
         try:
@@ -517,4 +588,4 @@ def build(lanes=1, a_format="fp8_e5m2", b_format=None, acc_format="e6m9", roundi
         except ValueError:
             raise ValueError(f"window must be 'exact' or an integer, not {window!r}") from None
     return Accumulator(lanes, a_format, b_format, acc_format, rounding, chunk, window, stages, rand_bits,
-                       lfsr_width, seed, seed_outer)
+                       lfsr_width, seed, seed_outer, front, x_signed)
