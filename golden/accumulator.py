@@ -55,12 +55,11 @@ it applies; tests check it bit-exact against the general path (``fast=False``).
 
 from __future__ import annotations
 
-import operator
 from math import prod
 
 import numpy as np
 
-from .formats import FloatFormat, check_rand_bits, check_rounding, parse_format
+from .formats import FloatFormat, check_int, check_rand_bits, check_rounding, parse_format
 from .raw import Raw, add_raw, bitlen, round_raw, unpack
 
 __all__ = ["dot", "gemm", "lane_sum", "exact_sum", "check_params"]
@@ -82,24 +81,15 @@ def _float_format(fmt, name):
     return fmt
 
 
-def _int(name, value):
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be an integer, not {value!r}")
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be an integer, not {value!r}") from None
-
-
 def check_params(L, lanes=1, chunk=64, window="exact"):
     """Validate the shape parameters; return ``(lanes, chunk, window)`` normalized.
 
     Raises :class:`ValueError` with a one-line message naming the parameter.
     """
-    lanes = _int("lanes", lanes)
+    lanes = check_int("lanes", lanes)
     if lanes < 1:
         raise ValueError(f"lanes must be at least 1, not {lanes}")
-    chunk = _int("chunk", chunk)
+    chunk = check_int("chunk", chunk)
     if chunk < 0:
         raise ValueError(f"chunk must be 0 (no chunking) or a positive multiple of lanes, not {chunk}")
     if chunk % lanes:
@@ -111,7 +101,7 @@ def check_params(L, lanes=1, chunk=64, window="exact"):
     if not (isinstance(window, str) and window == "exact"):
         if isinstance(window, str):
             raise ValueError(f"window must be 'exact' or an integer >= 1, not {window!r}")
-        window = _int("window", window)
+        window = check_int("window", window)
         if window < 1:
             raise ValueError(f"window must be 'exact' or an integer >= 1, not {window}")
     return lanes, chunk, window

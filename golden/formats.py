@@ -15,7 +15,7 @@ import numpy as np
 
 __all__ = [
     "FloatFormat", "IntFormat", "FixedFormat", "Format", "FormatError", "parse_format", "PRESETS", "ROUNDING_MODES",
-    "check_rounding", "check_rand_bits", "parse_format_param",
+    "check_rounding", "check_rand_bits", "parse_format_param", "check_int",
 ]
 
 #: Rounding modes of ``docs/arithmetic.md`` section 2.
@@ -31,13 +31,29 @@ class FormatError(ValueError):
     """A format parameter or spec string is invalid. The message is one line naming the parameter."""
 
 
-def _index(name, value):
-    if isinstance(value, bool):
-        raise FormatError(f"{name} must be an integer, not {value!r}")
+def check_int(name, value, lo=None, hi=None, error=ValueError):
+    """``value`` as an ``int`` within ``[lo, hi]`` (either bound optional); ``error`` otherwise.
+
+    Booleans and non-integers are rejected. The one-line message names the parameter, e.g.
+    ``lanes must be between 1 and 64, not 0``.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        raise error(f"{name} must be an integer, not {value!r}")
     try:
-        return operator.index(value)
+        value = operator.index(value)
     except TypeError:
-        raise FormatError(f"{name} must be an integer, not {value!r}") from None
+        raise error(f"{name} must be an integer, not {value!r}") from None
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        if hi is None:
+            raise error(f"{name} must be at least {lo}, not {value}")
+        if lo is None:
+            raise error(f"{name} must be at most {hi}, not {value}")
+        raise error(f"{name} must be between {lo} and {hi}, not {value}")
+    return value
+
+
+def _index(name, value):
+    return check_int(name, value, error=FormatError)
 
 
 def parse_format_param(name, spec):

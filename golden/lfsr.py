@@ -13,6 +13,8 @@ import operator
 
 import numpy as np
 
+from .formats import check_int
+
 __all__ = ["DEFAULT_TAPS", "check_lfsr", "lfsr_step", "lfsr_words", "is_primitive", "reciprocal_taps"]
 
 #: Maximal-length tap sets (exponents of the feedback polynomial; Xilinx XAPP052's table).
@@ -29,12 +31,7 @@ DEFAULT_TAPS = {
 
 def check_lfsr(width, taps=None, seed=1, rand_bits=None):
     """Validate LFSR parameters; return ``(width, taps, seed)`` with default taps filled in."""
-    try:
-        width = operator.index(width)
-    except TypeError:
-        raise ValueError(f"lfsr_width must be an integer, not {width!r}") from None
-    if not 3 <= width <= 32:
-        raise ValueError(f"lfsr_width must be between 3 and 32, not {width}")
+    width = check_int("lfsr_width", width, 3, 32)
     if taps is None or taps == ():
         taps = DEFAULT_TAPS[width]
     try:
@@ -50,17 +47,14 @@ def check_lfsr(width, taps=None, seed=1, rand_bits=None):
         default = ",".join(map(str, DEFAULT_TAPS[width]))
         raise ValueError(f"lfsr_taps {','.join(map(str, taps))} are not maximal-length for width {width} "
                          f"(period below 2**{width} - 1); e.g. {default} are")
-    try:
-        seed = operator.index(seed)
-    except TypeError:
-        raise ValueError(f"seed must be an integer, not {seed!r}") from None
+    seed = check_int("seed", seed)
     if not 0 < seed < (1 << width):
         raise ValueError(f"seed must be nonzero and below 2**{width} (a zero state never leaves zero), "
                          f"not {seed}")
-    if rand_bits is not None and (isinstance(rand_bits, bool) or not isinstance(rand_bits, int)):
-        raise ValueError(f"rand_bits must be an integer, not {rand_bits!r}")
-    if rand_bits is not None and not 1 <= rand_bits <= width:
-        raise ValueError(f"rand_bits must be between 1 and lfsr_width={width}, not {rand_bits}")
+    if rand_bits is not None:
+        rand_bits = check_int("rand_bits", rand_bits)
+        if not 1 <= rand_bits <= width:
+            raise ValueError(f"rand_bits must be between 1 and lfsr_width={width}, not {rand_bits}")
     return width, taps, seed
 
 

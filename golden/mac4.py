@@ -77,11 +77,10 @@ Quantizers
 
 from __future__ import annotations
 
-import operator
 
 import numpy as np
 
-from .formats import FloatFormat, check_rand_bits, check_rounding, parse_format
+from .formats import FloatFormat, check_int, check_rand_bits, check_rounding, parse_format
 from .raw import add_raw, from_float, from_int, round_raw, round_to_int, unpack
 
 __all__ = [
@@ -113,17 +112,8 @@ SAWB_C1, SAWB_C2 = 12.1, 12.2
 
 # -- validation -------------------------------------------------------------------------------------
 
-def _index(name, value):
-    if isinstance(value, bool) or isinstance(value, np.bool_):
-        raise ValueError(f"{name} must be an integer, not {value!r}")
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be an integer, not {value!r}") from None
-
-
 def _check_lanes(lanes):
-    lanes = _index("lanes", lanes)
+    lanes = check_int("lanes", lanes)
     if not 1 <= lanes <= MAX_LANES:
         raise ValueError(f"lanes must be between 1 and {MAX_LANES}, not {lanes}")
     return lanes
@@ -184,7 +174,7 @@ def _float_format(fmt):
 
 def twos_width(lo, hi):
     """Smallest ``w >= 1`` with ``-2**(w-1) <= lo`` and ``hi <= 2**(w-1) - 1`` (Python integers)."""
-    lo, hi = _index("lo", lo), _index("hi", hi)
+    lo, hi = check_int("lo", lo), check_int("hi", hi)
     if lo > hi:
         raise ValueError(f"empty range: lo={lo} > hi={hi}")
     w_hi = hi.bit_length() + 1 if hi > 0 else 1
@@ -408,7 +398,7 @@ def quantize_int4_pact(values, alpha, bits=4, rounding="rne", rbits=None, rand_b
     (float64) is rounded with ``rounding`` and clipped to the range. ``alpha`` (positive, finite)
     broadcasts against ``values``; NaN values give integer 0.
     """
-    bits = _index("bits", bits)
+    bits = check_int("bits", bits)
     signed = _check_bool("signed", signed)
     if not (2 if signed else 1) <= bits <= 8:
         raise ValueError(f"bits must be between {2 if signed else 1} and 8, not {bits}")

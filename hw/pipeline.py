@@ -9,7 +9,8 @@ A datapath names its candidate cut points in order (input to output; the last is
 from __future__ import annotations
 
 import itertools
-import operator
+
+from golden.formats import check_int
 
 from amaranth.hdl import Signal
 
@@ -18,15 +19,7 @@ __all__ = ["Pipeline", "check_stages"]
 
 def check_stages(stages, limit=16):
     """Validate a ``stages`` parameter (``0 <= stages <= limit``)."""
-    if isinstance(stages, bool):
-        raise ValueError(f"stages must be an integer, not {stages!r}")
-    try:
-        stages = operator.index(stages)
-    except TypeError:
-        raise ValueError(f"stages must be an integer, not {stages!r}") from None
-    if not 0 <= stages <= limit:
-        raise ValueError(f"stages must be between 0 and {limit}, not {stages}")
-    return stages
+    return check_int("stages", stages, 0, limit)
 
 
 def placement(stages, cuts, weights=None):

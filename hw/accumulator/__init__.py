@@ -19,13 +19,12 @@ Back-pressure: the whole datapath advances only while the output register is emp
 
 from __future__ import annotations
 
-import operator
 
 from amaranth.hdl import Cat, Const, EnableInserter, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.formats import check_rand_bits, check_rounding
+from golden.formats import check_int, check_rand_bits, check_rounding
 from golden.lfsr import check_lfsr, reciprocal_taps
 from golden.mac4 import LSB_EXP_SHIFT, OFFSET_MAX, OFFSET_MIN, product_range, twos_width
 
@@ -54,15 +53,7 @@ def exact_window(a_fmt, b_fmt):
 
 
 def _check_lanes(lanes):
-    if isinstance(lanes, bool):
-        raise ValueError(f"lanes must be an integer, not {lanes!r}")
-    try:
-        lanes = operator.index(lanes)
-    except TypeError:
-        raise ValueError(f"lanes must be an integer, not {lanes!r}") from None
-    if not 1 <= lanes <= 64:
-        raise ValueError(f"lanes must be between 1 and 64, not {lanes}")
-    return lanes
+    return check_int("lanes", lanes, 1, 64)
 
 
 def LaneSumLayout(sum_width, exp_shape):
@@ -503,7 +494,7 @@ class Accumulator(wiring.Component):
         self._fc = float_format(acc_format, "acc_format")
         self._rounding = check_rounding(rounding)
         self._rand_bits = check_rand_bits(rand_bits, rounding)
-        chunk = self._index("chunk", chunk)
+        chunk = check_int("chunk", chunk)
         if chunk < 0 or chunk % self._lanes:
             raise ValueError(f"chunk must be 0 or a positive multiple of lanes={self._lanes}, not {chunk}")
         self._chunk = chunk
@@ -511,7 +502,7 @@ class Accumulator(wiring.Component):
         if window == "exact":
             self._window = exact
         else:
-            w = self._index("window", window)
+            w = check_int("window", window)
             if not 1 <= w <= 64:
                 raise ValueError(f"window must be 'exact' or between 1 and 64, not {w}")
             self._window = min(w, exact)   # beyond the exact span nothing is ever truncated
@@ -538,15 +529,6 @@ class Accumulator(wiring.Component):
             "i": In(stream.Signature(self.beat_layout)),
             "o": Out(stream.Signature(FloatLayout(self._fc))),
         })
-
-    @staticmethod
-    def _index(name, value):
-        if isinstance(value, bool):
-            raise ValueError(f"{name} must be an integer, not {value!r}")
-        try:
-            return operator.index(value)
-        except TypeError:
-            raise ValueError(f"{name} must be an integer, not {value!r}") from None
 
     @property
     def window(self):

@@ -34,13 +34,12 @@ rows to two that the register holds, and the carry-propagate adder follows it.
 
 from __future__ import annotations
 
-import operator
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.formats import check_rand_bits, check_rounding
+from golden.formats import check_int, check_rand_bits, check_rounding
 from golden.mac4 import (LSB_EXP_SHIFT, OFFSET_MAX, OFFSET_MIN, int4_sum_width, product_range, sum_width,
                          twos_width)
 
@@ -82,15 +81,6 @@ CUT_WEIGHTS = {
 
 assert twos_width(OFFSET_MIN, OFFSET_MAX) == OFFSET_BITS
 assert twos_width(OFFSET_MIN + LSB_EXP_SHIFT, OFFSET_MAX + LSB_EXP_SHIFT) == LSB_EXP_BITS
-
-
-def _index(name, value):
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be an integer, not {value!r}")
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be an integer, not {value!r}") from None
 
 
 def _bool(name, value):
@@ -282,7 +272,7 @@ class MAC4(wiring.Component):
     @rejects_quietly
     def __init__(self, lanes=8, mode="dot", x_signed=True, w_signed=True, acc_format="e6m9",
                  rounding="rne", rand_bits=8, acc_bits=32, stages=0):
-        lanes = _index("lanes", lanes)
+        lanes = check_int("lanes", lanes)
         if not 1 <= lanes <= MAX_LANES:
             raise ValueError(f"lanes must be between 1 and {MAX_LANES}, not {lanes}")
         if mode not in MODES:
@@ -296,7 +286,7 @@ class MAC4(wiring.Component):
         if mode == "int":
             self._w_signed = _bool("w_signed", w_signed)
             self._sum_width = int4_sum_width(lanes, self._x_signed, self._w_signed)
-            acc_bits = _index("acc_bits", acc_bits)
+            acc_bits = check_int("acc_bits", acc_bits)
             if not self._sum_width <= acc_bits <= MAX_ACC_BITS:
                 raise ValueError(f"acc_bits must be between {self._sum_width} (the sum's width) and "
                                  f"{MAX_ACC_BITS}, not {acc_bits}")
