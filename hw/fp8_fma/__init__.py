@@ -24,7 +24,6 @@ from amaranth.lib.wiring import In, Out
 
 from golden.formats import check_rand_bits, check_rounding
 from golden.fp8_fma import check_fma_formats
-from golden.lfsr import check_lfsr
 
 from ..addalign import ADD_CUTS, AlignAdd, look_bits, window_geometry
 from ..float import FloatLayout, Unpack, exp_shape_for
@@ -32,7 +31,7 @@ from ..lzc import Normalizer
 from ..multiply import unsigned_product
 from ..pipeline import Pipeline, check_stages
 from ..rounder import Rounder
-from ..stochastic_round.lfsr import LFSR
+from ..stochastic_round.lfsr import RandSource
 from ..validate import rejects_quietly
 
 __all__ = ["FMA", "build"]
@@ -83,18 +82,13 @@ class FMA(wiring.Component):
         self._fa, self._fb, self._fc = check_fma_formats(a_format, b_format, acc_format)
         self._rounding = check_rounding(rounding)
         self._rand_bits = check_rand_bits(rand_bits, rounding)
-        if rand_source not in ("port", "lfsr"):
-            raise ValueError(f"rand_source must be port or lfsr, not {rand_source!r}")
-        self._rand_source = rand_source if rounding == "sr" else None
-        self._lfsr = check_lfsr(lfsr_width, lfsr_taps, seed, self._rand_bits) \
-            if self._rand_source == "lfsr" else None
+        self._rand = RandSource(rounding, self._rand_bits, rand_source, lfsr_width, lfsr_taps, seed)
         self._stages = check_stages(stages)
         members = {
             "a": In(FloatLayout(self._fa)), "b": In(FloatLayout(self._fb)), "c": In(FloatLayout(self._fc)),
             "y": Out(FloatLayout(self._fc)),
         }
-        if self._rand_source == "port":
-            members["rand"] = In(self._rand_bits)
+        members.update(self._rand.members())
         if self.clocked:
             members["valid_in"] = In(1)
             members["valid_out"] = Out(1)
@@ -102,7 +96,7 @@ class FMA(wiring.Component):
 
     @property
     def clocked(self):
-        return self._stages > 0 or self._rand_source == "lfsr"
+        return self._stages > 0 or self._rand.kind == "lfsr"
 
     @property
     def stages(self):
@@ -189,14 +183,7 @@ class FMA(wiring.Component):
         valid_in = self.valid_in if self.clocked else None
         pipe = Pipeline(m, self._stages, CUTS, valid_in=valid_in, weights=CUT_WEIGHTS)
 
-        rand = None
-        if self._rand_source == "port":
-            rand = self.rand
-        elif self._rand_source == "lfsr":
-            width, taps, seed = self._lfsr
-            m.submodules.lfsr = lfsr = LFSR(width, taps, seed, self._rand_bits)
-            m.d.comb += lfsr.en.eq(self.valid_in)
-            rand = lfsr.rand
+        rand = self._rand.elaborate(m, self)
         # Flags and random bits travel beside the adder through the same number of registers.
         side = Cat(nan, is_inf, inf_sign, *([rand] if rand is not None else []))
         staged = pipe.cut("product", prod_norm_sig, prod_norm_exp, prod_sign, prod_zero, rc.sig, rc.exp,

@@ -12,14 +12,13 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.formats import FixedFormat, check_rand_bits, check_rounding
-from golden.lfsr import check_lfsr
 from golden.stochastic_round import check_sr_formats
 
 from ..float import FloatLayout, RawLayout, Unpack, exp_shape_for
 from ..lzc import Normalizer
 from ..pipeline import Pipeline, check_stages
 from ..rounder import Rounder
-from .lfsr import LFSR
+from .lfsr import LFSR, RandSource
 from ..validate import rejects_quietly
 
 __all__ = ["StochasticRound", "LFSR", "build"]
@@ -65,16 +64,10 @@ class StochasticRound(wiring.Component):
         self._source, self._target = check_sr_formats(source, target)
         self._rounding = check_rounding(rounding)
         self._rand_bits = check_rand_bits(rand_bits, rounding)
-        if rand_source not in ("lfsr", "port"):
-            raise ValueError(f"rand_source must be lfsr or port, not {rand_source!r}")
-        self._rand_source = rand_source if rounding == "sr" else None
-        self._lfsr = None
-        if self._rand_source == "lfsr":
-            self._lfsr = check_lfsr(lfsr_width, lfsr_taps, seed, self._rand_bits)
+        self._rand = RandSource(rounding, self._rand_bits, rand_source, lfsr_width, lfsr_taps, seed)
         self._stages = check_stages(stages)
         members = {"x": In(self._source.width), "y": Out(FloatLayout(self._target))}
-        if self._rand_source == "port":
-            members["rand"] = In(self._rand_bits)
+        members.update(self._rand.members())
         if self.clocked:
             members["valid_in"] = In(1)
             members["valid_out"] = Out(1)
@@ -82,7 +75,7 @@ class StochasticRound(wiring.Component):
 
     @property
     def clocked(self):
-        return self._stages > 0 or self._rand_source == "lfsr"
+        return self._stages > 0 or self._rand.kind == "lfsr"
 
     @property
     def stages(self):
@@ -92,7 +85,7 @@ class StochasticRound(wiring.Component):
     @property
     def lfsr_params(self):
         """``(width, taps, seed)`` of the internal LFSR, or None."""
-        return self._lfsr
+        return self._rand.lfsr
 
     def _raw_source(self, m):
         """(raw value, exp range) of ``x``; the value is exact (no sticky)."""
@@ -136,14 +129,7 @@ class StochasticRound(wiring.Component):
         pipe = Pipeline(m, self._stages, ["normalized", "output"], valid_in=valid_in)
         m.submodules.rounder = rounder = Rounder(dst, self._rounding, W, (lo, hi), rand_bits=self._rand_bits)
         flags = Cat(raw.sign, raw.is_nan, raw.is_inf, raw.is_zero)
-        rand = None
-        if self._rand_source == "port":
-            rand = self.rand
-        elif self._rand_source == "lfsr":
-            width, taps, seed = self._lfsr
-            m.submodules.lfsr = lfsr = LFSR(width, taps, seed, self._rand_bits)
-            m.d.comb += lfsr.en.eq(self.valid_in)
-            rand = lfsr.rand
+        rand = self._rand.elaborate(m, self)
         staged = pipe.cut("normalized", sig, exp, flags, *([rand] if rand is not None else []))
         sig_s, exp_s, flags_s = staged[:3]
         m.d.comb += [

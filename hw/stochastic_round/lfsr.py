@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 from golden.lfsr import check_lfsr
 from ..validate import rejects_quietly
 
-__all__ = ["LFSR"]
+__all__ = ["LFSR", "RandSource"]
 
 
 class LFSR(wiring.Component):
@@ -67,3 +67,35 @@ class LFSR(wiring.Component):
             m.d.sync += state.eq(advanced)
         m.d.comb += self.rand.eq(advanced[:self._rand_bits])
         return m
+
+
+class RandSource:
+    """Where a unit's ``sr`` random bits come from: its ``rand`` port or an internal :class:`LFSR`.
+
+    Validates the unit's random-source parameters once for every unit that rounds stochastically.
+    ``kind`` is ``"port"``, ``"lfsr"`` or None (the rounding mode takes no random bits).
+    """
+
+    def __init__(self, rounding, rand_bits, source, lfsr_width, lfsr_taps, seed):
+        if source not in ("port", "lfsr"):
+            raise ValueError(f"rand_source must be port or lfsr, not {source!r}")
+        self.rand_bits = rand_bits
+        self.kind = source if rounding == "sr" else None
+        self.lfsr = check_lfsr(lfsr_width, lfsr_taps, seed, rand_bits) if self.kind == "lfsr" else None
+
+    def members(self):
+        """The signature members it adds: ``rand`` for a port source."""
+        return {"rand": In(self.rand_bits)} if self.kind == "port" else {}
+
+    def elaborate(self, m, unit):
+        """The random word for the operation entering ``unit`` this cycle (None without ``sr``).
+
+        An LFSR steps once per cycle with ``unit.valid_in`` high.
+        """
+        if self.kind == "port":
+            return unit.rand
+        if self.kind == "lfsr":
+            m.submodules.lfsr = lfsr = LFSR(*self.lfsr, self.rand_bits)
+            m.d.comb += lfsr.en.eq(unit.valid_in)
+            return lfsr.rand
+        return None
