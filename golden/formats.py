@@ -284,8 +284,38 @@ class FloatFormat:
         return round_raw(self, from_float(values), rounding, rbits=rbits, rand_bits=rand_bits)
 
 
+class _IntegerCodes:
+    """Code handling shared by the integer-coded formats: ``bits`` wide, two's complement if
+    ``signed``."""
+
+    @property
+    def width(self):
+        return self.bits
+
+    @property
+    def code_dtype(self):
+        return np.uint8 if self.bits <= 8 else np.uint16 if self.bits <= 16 else (
+            np.uint32 if self.bits <= 32 else np.uint64)
+
+    def __str__(self):
+        return self.name or self.spec()
+
+    def all_codes(self):
+        """Every code, ascending."""
+        return np.arange(1 << self.bits, dtype=np.int64)
+
+    def to_int(self, codes):
+        """Codes to integer values (int64)."""
+        codes = np.asarray(codes).astype(np.int64)
+        if np.any((codes < 0) | (codes >= (1 << self.bits))):
+            raise ValueError(f"codes out of range for {self}")
+        if self.signed:
+            return np.where(codes >= (1 << (self.bits - 1)), codes - (1 << self.bits), codes)
+        return codes
+
+
 @dataclass(frozen=True)
-class IntFormat:
+class IntFormat(_IntegerCodes):
     """A two's-complement (``signed``) or unsigned integer format of ``bits`` bits.
 
     Encoding rounds to an integer with the given mode and saturates to the range.
@@ -304,10 +334,6 @@ class IntFormat:
         object.__setattr__(self, "bits", b)
 
     @property
-    def width(self):
-        return self.bits
-
-    @property
     def min_int(self):
         return -(1 << (self.bits - 1)) if self.signed else 0
 
@@ -315,27 +341,8 @@ class IntFormat:
     def max_int(self):
         return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
 
-    @property
-    def code_dtype(self):
-        return np.uint8 if self.bits <= 8 else np.uint16 if self.bits <= 16 else np.uint32
-
     def spec(self):
         return f"{'int' if self.signed else 'uint'}{self.bits}"
-
-    def __str__(self):
-        return self.name or self.spec()
-
-    def all_codes(self):
-        return np.arange(1 << self.bits, dtype=np.int64)
-
-    def to_int(self, codes):
-        """Codes to integer values (int64)."""
-        codes = np.asarray(codes).astype(np.int64)
-        if np.any((codes < 0) | (codes >= (1 << self.bits))):
-            raise ValueError(f"codes out of range for {self}")
-        if self.signed:
-            return np.where(codes >= (1 << (self.bits - 1)), codes - (1 << self.bits), codes)
-        return codes
 
     def from_int(self, ints):
         """Integer values (in range) to codes."""
@@ -355,7 +362,7 @@ class IntFormat:
 
 
 @dataclass(frozen=True)
-class FixedFormat:
+class FixedFormat(_IntegerCodes):
     """A fixed-point format: ``bits``-bit two's complement (``signed``) or unsigned integer ``n``
     meaning ``n * 2**-frac_bits``. Spec ``fix<W>.<F>`` / ``ufix<W>.<F>`` (``F`` may be negative)."""
 
@@ -374,32 +381,8 @@ class FixedFormat:
         object.__setattr__(self, "bits", b)
         object.__setattr__(self, "frac_bits", f)
 
-    @property
-    def width(self):
-        return self.bits
-
-    @property
-    def code_dtype(self):
-        return np.uint8 if self.bits <= 8 else np.uint16 if self.bits <= 16 else (
-            np.uint32 if self.bits <= 32 else np.uint64)
-
     def spec(self):
         return f"{'' if self.signed else 'u'}fix{self.bits}.{self.frac_bits}"
-
-    def __str__(self):
-        return self.name or self.spec()
-
-    def all_codes(self):
-        """Every code, ascending."""
-        return np.arange(1 << self.bits, dtype=np.int64)
-
-    def to_int(self, codes):
-        codes = np.asarray(codes).astype(np.int64)
-        if np.any((codes < 0) | (codes >= (1 << self.bits))):
-            raise ValueError(f"codes out of range for {self}")
-        if self.signed:
-            return np.where(codes >= (1 << (self.bits - 1)), codes - (1 << self.bits), codes)
-        return codes
 
     def decode(self, codes):
         return np.ldexp(self.to_int(codes).astype(np.float64), -self.frac_bits)
