@@ -114,15 +114,25 @@ def _value_hint(unit, key, extra_flags):
     return ""
 
 
+def unit_help(unit):
+    """The unit's summary line and one line per parameter (flag, default, meaning)."""
+    lines = [f"{unit.name}: {unit.summary}"]
+    width = max(len(p.flag) for p in unit.params)
+    for p in unit.params:
+        extra = f" ({'|'.join(p.choices)})" if p.choices else ""
+        lines.append(f"  {p.flag:<{width}}  default {p.describe_default():<10} {p.help}{extra}")
+    return "\n".join(lines) + "\n"
+
+
+def wants_help(argv):
+    return any(a in ("-h", "--help") for a in argv)
+
+
 def cmd_list(argv):
     if argv:
         raise UsageError(f"list takes no arguments, got {' '.join(argv)!r}")
     for unit in UNITS.values():
-        print(f"{unit.name}: {unit.summary}")
-        width = max(len(p.flag) for p in unit.params)
-        for p in unit.params:
-            extra = f" ({'|'.join(p.choices)})" if p.choices else ""
-            print(f"  {p.flag:<{width}}  default {p.describe_default():<10} {p.help}{extra}")
+        print(unit_help(unit), end="")
     return 0
 
 
@@ -153,6 +163,10 @@ def cmd_export(argv):
             return 0
         raise UsageError("export needs a unit name (lowbit list shows them)")
     unit = get_unit(argv[0])
+    if wants_help(argv[1:]):
+        print(f"usage: lowbit export {unit.name} [--param value ...] [-o FILE.v] [--name MODULE]")
+        print(unit_help(unit), end="")
+        return 0
     params, extras = split_unit_args(unit, argv[1:], extra_flags=("-o", "--output", "--name"))
     if "o" in extras and "output" in extras:
         raise UsageError("give -o or --output, not both")

@@ -135,6 +135,19 @@ class Unit:
 
 _ROUNDING = ("rne", "rna", "rtz", "sr")
 
+
+def _rand_source_params(default_source):
+    """The parameters of :class:`hw.stochastic_round.lfsr.RandSource` (units with a ``rand`` port
+    or an internal LFSR)."""
+    return (
+        Param("rand_bits", "int", 8, "random bits R per rounding (sr only)"),
+        Param("rand_source", "choice", default_source, "where sr's random bits come from", ("port", "lfsr")),
+        Param("lfsr_width", "int", 16, "LFSR state width (lfsr source)"),
+        Param("lfsr_taps", "ints", None, "LFSR feedback taps, e.g. 16,15,13,4 (default: a maximal-length "
+              "polynomial for the width)"),
+        Param("seed", "int", 1, "LFSR reset state (nonzero)"),
+    )
+
 UNITS = {}
 
 
@@ -151,12 +164,7 @@ register(Unit(
         Param("source", "format", "fp32", "input format: a float spec/preset or fix<W>.<F> / ufix<W>.<F>"),
         Param("target", "format", "fp8_e5m2", "output float format (radix 2)"),
         Param("rounding", "choice", "sr", "rounding mode", _ROUNDING),
-        Param("rand_bits", "int", 8, "random bits R per rounding (sr only)"),
-        Param("rand_source", "choice", "lfsr", "where sr's random bits come from", ("lfsr", "port")),
-        Param("lfsr_width", "int", 16, "LFSR state width (lfsr source)"),
-        Param("lfsr_taps", "ints", None, "LFSR feedback taps, e.g. 16,15,13,4 (default: a maximal-length "
-              "polynomial for the width)"),
-        Param("seed", "int", 1, "LFSR reset state (nonzero)"),
+        *_rand_source_params("lfsr"),
         Param("stages", "int", 0, "register stages (0 = combinational datapath)"),
     ),
 ))
@@ -171,11 +179,7 @@ register(Unit(
         Param("b_format", "format", None, "format of b (default: a's)"),
         Param("acc_format", "format", "e6m9", "format of c and y (e6m9: IEEE-style 1-6-9; fp16_e6m9: IBM's)"),
         Param("rounding", "choice", "rne", "rounding mode", _ROUNDING),
-        Param("rand_bits", "int", 8, "random bits R per rounding (sr only)"),
-        Param("rand_source", "choice", "port", "where sr's random bits come from", ("port", "lfsr")),
-        Param("lfsr_width", "int", 16, "LFSR state width (lfsr source)"),
-        Param("lfsr_taps", "ints", None, "LFSR feedback taps (default: a maximal-length polynomial)"),
-        Param("seed", "int", 1, "LFSR reset state (nonzero)"),
+        *_rand_source_params("port"),
         Param("stages", "int", 0, "register stages (0 = combinational)"),
     ),
 ))

@@ -116,6 +116,22 @@ def test_help_and_version(capsys):
     assert status == 0 and "lowbit export UNIT" in out
 
 
+
+@pytest.mark.parametrize("command", ["export", "synth"])
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_unit_help_lists_that_units_parameters(capsys, tmp_path, monkeypatch, command, flag):
+    monkeypatch.chdir(tmp_path)
+    for unit in UNITS.values():
+        status, out, err = run(capsys, command, unit.name, "--stages", "1", flag)
+        assert status == 0 and err == "", (unit.name, err)
+        assert f"{unit.name}: {unit.summary}" in out
+        for p in unit.params:
+            assert re.search(rf"^  {re.escape(p.flag)} +default ", out, re.M), (unit.name, p.flag)
+        others = [u for u in UNITS.values() if u is not unit]
+        assert not any(f"{u.name}: {u.summary}" in out for u in others)
+    assert files_in(tmp_path) == []  # help writes and builds nothing
+
+
 # -- export --------------------------------------------------------------------------------------------
 
 def module_names(text):

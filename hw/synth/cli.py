@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..cli import UsageError, split_unit_args
+from ..cli import UsageError, split_unit_args, unit_help
 from ..tools import ToolError
 from ..units import Unit, UnitError
 from . import timing
@@ -100,6 +100,8 @@ def run(argv):
     unit, params, opts = _parse(argv)
     if opts.get("h") or opts.get("help"):
         print(USAGE, end="")
+        if unit is not None:
+            print(unit_help(unit), end="")
         return 0
     flows, jobs = _flows(opts.get("flows")), _jobs(opts)
     if unit is not None:
