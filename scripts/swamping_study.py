@@ -64,17 +64,30 @@ def write_png(rows, path, title):
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    for name in dict.fromkeys(r["config"] for r in rows):
-        pts = sorted((r["L"], r["mean_rel_error"]) for r in rows if r["config"] == name)
-        style = "--" if "N=8" in name else "-"
-        ax.loglog([p[0] for p in pts], [max(p[1], 1e-12) for p in pts], style, marker="o", ms=3,
-                  label=name)
-    ax.set_xlabel("dot-product length L")
-    ax.set_ylabel("mean relative error")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    # Left: chunk length (and FP32) with one product per beat; right: the N = 8 lane-sum windows,
+    # each on its own colour from a sequential map so neighbouring widths read as neighbours.
+    names = list(dict.fromkeys(r["config"] for r in rows))
+    lanes = [n for n in names if "N=8" in n]
+    single = [n for n in names if n not in lanes]
+    fig, axes = plt.subplots(1, 2 if lanes else 1, figsize=(13 if lanes else 8, 5.5), squeeze=False)
+    cmap = plt.get_cmap("viridis")
+    for ax, group, subtitle in ((axes[0][0], single, "chunking, one product per beat"),
+                                (axes[0][-1], lanes, "N = 8 lanes, CL = 64: lane-sum window")):
+        if not group:
+            continue
+        for k, name in enumerate(group):
+            pts = sorted((r["L"], r["mean_rel_error"]) for r in rows if r["config"] == name)
+            kw = {"color": cmap(k / max(len(group) - 1, 1))} if group is lanes else {}
+            label = (name.split("window=")[-1] + " bits" if "window=" in name
+                     else "exact lane sum" if group is lanes else name)
+            ax.loglog([p[0] for p in pts], [max(p[1], 1e-12) for p in pts], "-", marker="o", ms=3,
+                      label=label, **kw)
+        ax.set_xlabel("dot-product length L")
+        ax.set_title(subtitle, fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
+    axes[0][0].set_ylabel("mean relative error")
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
