@@ -16,7 +16,14 @@ __all__ = ["ToolError", "run_yosys", "run_nextpnr", "verilator_env", "find_veril
 
 
 class ToolError(RuntimeError):
-    """An external tool is missing or failed; the message is one line naming the step and log."""
+    """An external tool is missing or failed; the message is one line naming the step and log.
+
+    ``returncode`` is the tool's exit status when it ran and failed, else None.
+    """
+
+    def __init__(self, message, returncode=None):
+        super().__init__(message)
+        self.returncode = returncode
 
 
 def _yowasp(module, func, args, cwd, log=None, timeout=None):
@@ -40,7 +47,7 @@ def run_yosys(args, cwd, log="yosys.log", step="yosys", timeout=None):
         where = Path(cwd, log) if log else "its output"
         last = next((ln for ln in reversed(proc.stdout.splitlines()) if "ERROR" in ln), "")
         raise ToolError(f"{step} failed (exit {proc.returncode}){': ' + last.strip() if last else ''}; "
-                        f"see {where}")
+                        f"see {where}", proc.returncode)
     return proc.stdout
 
 
@@ -54,7 +61,7 @@ def run_nextpnr(family, args, cwd, log, step=None, timeout=None):
         raise ToolError(f"{step}: {module.replace('_', '-')} is not installed") from None
     proc = _yowasp(module, "run_nextpnr_" + family, args, cwd, log, timeout)
     if proc.returncode != 0:
-        raise ToolError(f"{step} failed (exit {proc.returncode}); see {Path(cwd, log)}")
+        raise ToolError(f"{step} failed (exit {proc.returncode}); see {Path(cwd, log)}", proc.returncode)
     return proc.stdout
 
 

@@ -234,6 +234,20 @@ def test_smoke_runs_every_flow_with_sane_numbers_and_repeats_exactly(tmp_path, m
 
 
 @pytest.mark.synth
+def test_a_failing_yosys_step_is_one_line_with_exit_status_and_log(tmp_path):
+    from hw.synth.flows import _yosys
+    from hw.tools import ToolError
+    (tmp_path / "broken.ys").write_text("read_verilog missing_file.v\n")
+    with pytest.raises(ToolError) as info:
+        _yosys(tmp_path, "broken.ys", "asic: yosys")
+    message = str(info.value)
+    assert "\n" not in message and info.value.returncode not in (None, 0)
+    assert message.startswith(f"asic: yosys failed (exit {info.value.returncode}): ERROR")
+    assert message.endswith(f"see {tmp_path / 'broken.log'}") and (tmp_path / "broken.log").is_file()
+    assert (tmp_path / "broken.out").is_file()
+
+
+@pytest.mark.synth
 def test_bigger_design_reports_more_area(tmp_path):
     env = _asic_env(tmp_path)
     unit = find_unit("ref_mac")

@@ -182,10 +182,17 @@ def _render(scripts, workdir, template, out=None, **values):
 
 def _yosys(workdir, script, step):
     log = Path(script).stem + ".log"
+    # Yosys writes its own log (-l); what the process prints besides (a crash of the WebAssembly
+    # runtime, say) goes to <stem>.out so that a failure without an ERROR line is still explained.
+    out = Path(script).stem + ".out"
     try:
-        run_yosys(["-q", "-l", log, "-s", script], cwd=workdir, log=None, step=step)
-    except ToolError:
-        raise ToolError(f"{step} failed{_last_error(Path(workdir, log))}; see {Path(workdir, log)}") from None
+        run_yosys(["-q", "-l", log, "-s", script], cwd=workdir, log=out, step=step)
+    except ToolError as e:
+        if e.returncode is None:  # not run at all (not installed): its message says so
+            raise
+        error = _last_error(Path(workdir, log))
+        where = Path(workdir, log) if error else Path(workdir, out)
+        raise ToolError(f"{step} failed (exit {e.returncode}){error}; see {where}", e.returncode) from None
 
 
 def _last_error(log):
