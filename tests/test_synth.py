@@ -302,3 +302,16 @@ def test_fp32_fma_is_bigger_than_fp16_fma(tmp_path):
     results, unavailable = run_configs([small, big], ("asic",), tmp_path, env)
     area = {r["id"]: r["flows"]["asic"]["area_um2"] for r in results}
     assert not unavailable and 0 < area[small.id] < area[big.id]
+
+
+def test_area_plot_draws_configurations_with_an_area_per_mac(tmp_path):
+    pytest.importorskip("matplotlib")
+    from hw.synth.report import _plot
+    configs = [{"id": "fp16_fma", "unit": "fp8_fma", "area_per_mac_um2": 9000.0},
+               {"id": "mac4_dot_l8", "unit": "mac4", "area_per_mac_um2": 800.0},
+               {"id": "sr", "unit": "stochastic_round", "area_per_mac_um2": None}]
+    note = _plot({"configs": configs, "baseline": "fp16_fma"}, tmp_path / "area.png")
+    assert note.startswith("area.png:")
+    assert (tmp_path / "area.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    note = _plot({"configs": configs[2:], "baseline": None}, tmp_path / "none.png")
+    assert "not written" in note and not (tmp_path / "none.png").exists()

@@ -131,11 +131,22 @@ def _plot(report, path):
         import matplotlib.pyplot as plt
     except ImportError:
         return "area.png not written: matplotlib is not installed (pip install lowbit[plot])."
-    bars = [(r["id"], r["area_per_mac_um2"]) for r in report["configs"] if r.get("area_per_mac_um2")]
-    if not bars:
+    rows = [r for r in report["configs"] if r.get("area_per_mac_um2")]
+    if not rows:
         return "area.png not written: no configuration has an ASIC area per MAC."
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(bars) + 2), 4.0))
-    ax.bar([b[0] for b in bars], [b[1] for b in bars], color="tab:blue")
+    units = list(dict.fromkeys(r["unit"] for r in rows))
+    colours = {u: f"C{k}" for k, u in enumerate(units)}
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(rows) + 2), 4.5))
+    values = [r["area_per_mac_um2"] for r in rows]
+    bars = ax.bar([r["id"] for r in rows], values, color=[colours[r["unit"]] for r in rows])
+    ax.bar_label(bars, labels=[f"{v:,.0f}" for v in values], fontsize=7, padding=2)
+    baseline = next((r for r in report["configs"] if r["id"] == report.get("baseline")), None)
+    if baseline and baseline.get("area_per_mac_um2"):
+        ax.axhline(baseline["area_per_mac_um2"], color="grey", lw=0.8, ls="--")
+        ax.annotate(f"baseline {baseline['id']}", (len(rows) - 0.5, baseline["area_per_mac_um2"]),
+                    ha="right", va="bottom", fontsize=7, color="grey")
+    ax.legend(handles=[plt.Rectangle((0, 0), 1, 1, color=colours[u]) for u in units], labels=units,
+              fontsize=8)
     ax.set_ylabel("sky130 area per MAC (µm²)")
     ax.set_title("Area per multiply-accumulate")
     ax.tick_params(axis="x", labelrotation=60)
