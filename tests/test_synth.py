@@ -292,8 +292,7 @@ def test_premap_cells_show_multipliers_only_where_generated(tmp_path):
 
 
 @pytest.mark.synth
-@pytest.mark.skipif(os.environ.get("LOWBIT_LONG", "") in ("", "0"),
-                    reason="FP32 FMA synthesis takes minutes: opt in with LOWBIT_LONG=1 (--long)")
+@pytest.mark.long  # FP32 FMA synthesis takes minutes
 def test_fp32_fma_is_bigger_than_fp16_fma(tmp_path):
     env = _asic_env(tmp_path)
     fma = UNITS["fp8_fma"]
