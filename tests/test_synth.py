@@ -316,20 +316,23 @@ def test_area_plot_draws_configurations_with_an_area_per_mac(tmp_path):
     assert "not written" in note and not (tmp_path / "none.png").exists()
 
 
-def test_cache_key_covers_the_flow_code_only(monkeypatch, tmp_path):
+def test_cache_key_covers_the_flow_code_only(monkeypatch):
     import hw.synth.flows as flows
     here = Path(flows.__file__).parent
     base = tool_versions()["lowbit-synth"]
-    # Every module that computes results is in the key: a changed byte there changes it.
-    for name in flows.FLOW_SOURCES:
-        original = Path.read_bytes
+    original = Path.read_bytes
 
-        def patched(path, _name=name, _orig=original):
-            data = _orig(path)
-            return data + b"#" if path == here / _name else data
-        monkeypatch.setattr(Path, "read_bytes", patched)
-        assert tool_versions()["lowbit-synth"] != base
-        monkeypatch.setattr(Path, "read_bytes", original)
-    # Modules that only present results stay out of it.
-    presenting = {p.name for p in here.glob("*.py")} - set(flows.FLOW_SOURCES)
-    assert {"report.py", "cli.py"} <= presenting
+    def key_with_edited(name):
+        """The key when one byte is appended to ``hw/synth/<name>``."""
+        monkeypatch.setattr(Path, "read_bytes",
+                            lambda path: original(path) + (b"#" if path == here / name else b""))
+        try:
+            return tool_versions()["lowbit-synth"]
+        finally:
+            monkeypatch.setattr(Path, "read_bytes", original)
+
+    # Every module that computes results is in the key; modules that only present them are not.
+    for name in flows.FLOW_SOURCES:
+        assert key_with_edited(name) != base, name
+    for name in ("report.py", "cli.py", "run.py"):
+        assert key_with_edited(name) == base, name
