@@ -7,49 +7,24 @@ stochastic rounding takes them as an argument.
 
 from __future__ import annotations
 
-import operator
 import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .checks import check_int
+from .raw import from_float, from_int, round_raw, round_to_int, unpack_float
+
 __all__ = [
-    "FloatFormat", "IntFormat", "FixedFormat", "Format", "FormatError", "parse_format", "PRESETS", "ROUNDING_MODES",
-    "check_rounding", "check_rand_bits", "parse_format_param", "check_int",
+    "FloatFormat", "IntFormat", "FixedFormat", "Format", "FormatError", "parse_format", "PRESETS",
+    "parse_format_param", "float_format_param",
 ]
-
-#: Rounding modes of ``docs/arithmetic.md`` section 2.
-ROUNDING_MODES = ("rne", "rna", "rtz", "sr")
-
-#: Widest random-bit input the models and generators accept for stochastic rounding.
-MAX_RAND_BITS = 32
 
 SPECIALS = ("ieee", "fn", "finite")
 
 
 class FormatError(ValueError):
     """A format parameter or spec string is invalid. The message is one line naming the parameter."""
-
-
-def check_int(name, value, lo=None, hi=None, error=ValueError):
-    """``value`` as an ``int`` within ``[lo, hi]`` (either bound optional); ``error`` otherwise.
-
-    Booleans and non-integers are rejected. The one-line message names the parameter, e.g.
-    ``lanes must be between 1 and 64, not 0``.
-    """
-    if isinstance(value, (bool, np.bool_)):
-        raise error(f"{name} must be an integer, not {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise error(f"{name} must be an integer, not {value!r}") from None
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        if hi is None:
-            raise error(f"{name} must be at least {lo}, not {value}")
-        if lo is None:
-            raise error(f"{name} must be at most {hi}, not {value}")
-        raise error(f"{name} must be between {lo} and {hi}, not {value}")
-    return value
 
 
 def _index(name, value):
@@ -64,23 +39,17 @@ def parse_format_param(name, spec):
         raise FormatError(f"{name}: {e}") from None
 
 
-def check_rounding(rounding, allowed=ROUNDING_MODES):
-    """Return ``rounding`` if it is one of ``allowed``; raise :class:`ValueError` otherwise."""
-    if rounding not in allowed:
-        raise ValueError(f"rounding must be one of {', '.join(allowed)}, not {rounding!r}")
-    return rounding
+def float_format_param(name, spec, radix2=True):
+    """The float format parameter ``name``: a :class:`FloatFormat` from a spec, preset or object.
 
-
-def check_rand_bits(rand_bits, rounding="sr"):
-    """Validate the random-bit width ``R`` used by stochastic rounding (``1 <= R <= 32``)."""
-    if rounding != "sr":
-        return 0
-    if rand_bits is None:
-        raise ValueError("rand_bits is required for rounding 'sr' (1 to 32)")
-    rand_bits = _index("rand_bits", rand_bits)
-    if not 1 <= rand_bits <= MAX_RAND_BITS:
-        raise ValueError(f"rand_bits must be between 1 and {MAX_RAND_BITS}, not {rand_bits}")
-    return rand_bits
+    The one check of a float-format parameter (generators and golden models alike): anything else
+    (an integer or fixed-point format, a radix-4 format when ``radix2``) is a :class:`FormatError`
+    naming the parameter.
+    """
+    fmt = parse_format_param(name, spec)
+    if not isinstance(fmt, FloatFormat) or (radix2 and fmt.radix != 2):
+        raise FormatError(f"{name} must be a {'radix-2 ' if radix2 else ''}float format, not {fmt}")
+    return fmt
 
 
 @dataclass(frozen=True)
@@ -265,10 +234,13 @@ class FloatFormat:
 
     # -- decode / encode --------------------------------------------------------------------------
 
+    def to_raw(self, codes):
+        """Codes to exact :class:`golden.raw.Raw` values."""
+        return unpack_float(self, codes)
+
     def decode(self, codes):
         """Codes to float64 values (exact for every format this class accepts)."""
-        from .raw import unpack
-        raw = unpack(self, codes)
+        raw = self.to_raw(codes)
         mag = np.ldexp(raw.sig.astype(np.float64), raw.exp.astype(np.int64))
         mag = np.where(raw.inf, np.inf, mag)
         val = np.where(raw.sign != 0, -mag, mag)
@@ -280,7 +252,6 @@ class FloatFormat:
         ``rbits`` (integers ``0 <= r < 2**rand_bits``, broadcast against ``values``) is required for
         ``rounding="sr"`` and ignored otherwise.
         """
-        from .raw import from_float, round_raw
         return round_raw(self, from_float(values), rounding, rbits=rbits, rand_bits=rand_bits)
 
 
@@ -303,6 +274,14 @@ class _IntegerCodes:
     def all_codes(self):
         """Every code, ascending."""
         return np.arange(1 << self.bits, dtype=np.int64)
+
+    #: Weight of the least significant bit is ``2**-frac_bits`` (0 for integers).
+    frac_bits = 0
+
+    def to_raw(self, codes):
+        """Codes to exact :class:`golden.raw.Raw` values."""
+        raw = from_int(self.to_int(codes))
+        return raw._replace(exp=raw.exp - self.frac_bits)
 
     def to_int(self, codes):
         """Codes to integer values (int64)."""
@@ -356,7 +335,6 @@ class IntFormat(_IntegerCodes):
 
     def encode(self, values, rounding="rne", rbits=None, rand_bits=None):
         """Round float64 values to integers (saturating; NaN gives 0)."""
-        from .raw import round_to_int
         ints = round_to_int(values, rounding, rbits=rbits, rand_bits=rand_bits)
         return self.from_int(np.clip(ints, self.min_int, self.max_int))
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .formats import FloatFormat, check_rand_bits, check_rounding, parse_format_param
+from .checks import check_rand_bits, check_rounding
+from .formats import float_format_param
 from .raw import add_raw, mul_raw, round_raw, unpack
 
 __all__ = ["fma", "check_fma_formats"]
@@ -19,12 +20,8 @@ _BLOCK = 1 << 16
 
 def check_fma_formats(a_format, b_format, acc_format):
     """Parse and validate the three formats (radix 2 floats); return them."""
-    fa, fb, fc = (parse_format_param(n, f) for n, f in
-                  (("a_format", a_format), ("b_format", b_format), ("acc_format", acc_format)))
-    for name, f in (("a_format", fa), ("b_format", fb), ("acc_format", fc)):
-        if not isinstance(f, FloatFormat) or f.radix != 2:
-            raise ValueError(f"{name} must be a radix-2 float format, not {f}")
-    return fa, fb, fc
+    return (float_format_param("a_format", a_format), float_format_param("b_format", b_format),
+            float_format_param("acc_format", acc_format))
 
 
 def fma(a, b, c, a_format="fp8_e5m2", b_format=None, acc_format="e6m9", rounding="rne",

@@ -13,7 +13,7 @@ import operator
 
 import numpy as np
 
-from .formats import check_int
+from .checks import check_int
 
 __all__ = ["DEFAULT_TAPS", "check_lfsr", "lfsr_step", "lfsr_words", "is_primitive", "reciprocal_taps"]
 

@@ -13,9 +13,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .formats import FixedFormat, IntFormat, check_rand_bits, check_rounding
+from .checks import check_rand_bits, check_rounding
 
-__all__ = ["Raw", "unpack", "from_float", "from_int", "bitlen", "mul_raw", "add_raw", "round_raw",
+__all__ = ["Raw", "unpack", "unpack_float", "from_float", "from_int", "bitlen", "mul_raw", "add_raw", "round_raw",
            "round_to_int", "raw_zero"]
 
 U64 = np.uint64
@@ -61,11 +61,11 @@ def bitlen(x):
 
 def unpack(fmt, codes):
     """Codes of ``fmt`` (float, integer or fixed-point format) to exact :class:`Raw` values."""
-    if isinstance(fmt, IntFormat):
-        return from_int(fmt.to_int(codes))
-    if isinstance(fmt, FixedFormat):
-        raw = from_int(fmt.to_int(codes))
-        return raw._replace(exp=raw.exp - fmt.frac_bits)
+    return fmt.to_raw(codes)
+
+
+def unpack_float(fmt, codes):
+    """Codes of the float format ``fmt`` to exact :class:`Raw` values (``FloatFormat.to_raw``)."""
     sign, e, f = fmt.fields(codes)
     top = (1 << fmt.exp_bits) - 1
     if fmt.specials == "ieee":

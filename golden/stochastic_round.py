@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .formats import FixedFormat, FloatFormat, check_rand_bits, check_rounding, parse_format_param
+from .checks import check_rand_bits, check_rounding
+from .formats import FixedFormat, FloatFormat, float_format_param, parse_format_param
 from .raw import round_raw, unpack
 
 __all__ = ["round_codes", "check_sr_formats"]
@@ -10,12 +11,10 @@ __all__ = ["round_codes", "check_sr_formats"]
 
 def check_sr_formats(source, target):
     """Parse and validate source (float or fixed point) and target (radix-2 float) formats."""
-    src, dst = parse_format_param("source", source), parse_format_param("target", target)
+    src = parse_format_param("source", source)
     if not isinstance(src, (FloatFormat, FixedFormat)) or (isinstance(src, FloatFormat) and src.radix != 2):
         raise ValueError(f"source must be a radix-2 float format or fix<W>.<F>/ufix<W>.<F>, not {src}")
-    if not isinstance(dst, FloatFormat) or dst.radix != 2:
-        raise ValueError(f"target must be a radix-2 float format, not {dst}")
-    return src, dst
+    return src, float_format_param("target", target)
 
 
 def round_codes(codes, source, target, rounding="sr", rbits=None, rand_bits=None):

@@ -11,15 +11,15 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.formats import check_rand_bits, check_rounding
+from golden.checks import check_rand_bits, check_rounding
 
 from .align import clamp_amount, shift_right_sticky
-from .float import RawLayout, exp_shape_for, float_format
+from .float import RawLayout, exp_shape_for, radix2_format
 from .lzc import Normalizer
 from .pipeline import Pipeline
 from .validate import rejects_quietly
 
-__all__ = ["AlignAdd", "ADD_CUTS", "look_bits", "window_geometry", "OperandLayout"]
+__all__ = ["AlignAdd", "ADD_CUTS", "look_bits", "window_geometry", "OperandLayout", "operand"]
 
 #: Register positions inside :class:`AlignAdd`, in order.
 ADD_CUTS = ("aligned", "sum", "normalized")
@@ -45,8 +45,15 @@ def window_geometry(fmt, look, p_width):
 
 
 def OperandLayout(sig_width, exp_shape):
-    """An exact operand ``(-1)**sign * sig * 2**(exp - (sig_width - 1))`` with a zero flag."""
-    return data.StructLayout({"sig": sig_width, "exp": exp_shape, "sign": 1, "zero": 1})
+    """An exact operand ``(-1)**sign * sig * 2**(exp - (sig_width - 1))`` with its IEEE flags:
+    ``zero``, ``nan``, and ``inf`` (an Inf of sign ``sign``; ``sig`` is then meaningless)."""
+    return data.StructLayout({"sig": sig_width, "exp": exp_shape, "sign": 1, "zero": 1, "nan": 1, "inf": 1})
+
+
+def operand(raw):
+    """A decoded code (:class:`hw.float.Unpack`'s output, which has no sticky bit) as an operand."""
+    layout = OperandLayout(len(raw.sig), raw.exp.shape())
+    return layout(Cat(raw.sig, raw.exp, raw.sign, raw.is_zero, raw.is_nan, raw.is_inf))
 
 
 class AlignAdd(wiring.Component):
@@ -62,7 +69,7 @@ class AlignAdd(wiring.Component):
     Parameters
     ----------
     fmt : FloatFormat
-        Format of ``c`` and of the result (the rounder's).
+        Radix-2 format of ``c`` and of the result (the rounder's).
     rounding, rand_bits :
         The rounder's mode; they set how many bits the window keeps below the last place.
     p_width : int
@@ -77,14 +84,15 @@ class AlignAdd(wiring.Component):
     -------
     p : In(OperandLayout(p_width, ...))
     c : In(OperandLayout(fmt.precision, ...))
-        As :class:`hw.float.Unpack` gives it: top bit set, or a subnormal at ``emin``.
+        As :class:`hw.float.Unpack` gives it: top bit set, or a subnormal at ``emin``. The
+        ``nan`` and ``inf`` flags of both operands are ignored here (specials are the caller's).
     o : Out(RawLayout(window, ...))
         ``o.exp`` lies in :attr:`exp_range`.
     """
 
     @rejects_quietly
     def __init__(self, fmt, rounding, p_width, p_exp_range, rand_bits=None, registers=None):
-        self._fmt = fmt = float_format(fmt)
+        self._fmt = fmt = radix2_format(fmt)
         self._rounding = check_rounding(rounding)
         self._rand_bits = check_rand_bits(rand_bits, rounding)
         self._look = look_bits(rounding, self._rand_bits)

@@ -47,18 +47,6 @@ def _fail(msg):
     return EXIT_USAGE
 
 
-def _check_format_value(param, value):
-    """A format parameter's spec must parse; the error names the flag (``--target: ...``)."""
-    from golden.formats import FormatError, parse_format
-    try:
-        parse_format(value)
-    except FormatError as e:
-        msg = str(e)
-        if param.name not in msg and param.flag not in msg:
-            msg = f"{param.flag}: {msg}"
-        raise UsageError(msg) from None
-
-
 def split_unit_args(unit, argv, extra_flags=(), extra_switches=()):
     """Parse ``--param value`` pairs for ``unit``; return ``(params, extras)``.
 
@@ -94,8 +82,6 @@ def split_unit_args(unit, argv, extra_flags=(), extra_switches=()):
         if name in params:
             raise UsageError(f"{key} given twice")
         params[name] = param.parse(val)
-        if param.kind == "format":
-            _check_format_value(param, params[name])
     return params, extras
 
 

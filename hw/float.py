@@ -6,23 +6,25 @@ between the unpacker and the one rounder (:mod:`hw.rounder`).
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Shape
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.formats import FloatFormat, parse_format_param
+from golden.formats import FloatFormat
 from .validate import rejects_quietly
 
-__all__ = ["FloatLayout", "FloatView", "RawLayout", "Unpack", "float_format", "exp_shape_for"]
+__all__ = ["FloatLayout", "FloatView", "RawLayout", "LaneSumLayout", "Unpack", "radix2_format", "exp_shape_for"]
 
 
-def float_format(spec, name="format", radix2=True):
-    """Parse ``spec`` into a :class:`FloatFormat` (``ValueError`` naming ``name`` otherwise)."""
-    fmt = parse_format_param(name, spec)
-    if not isinstance(fmt, FloatFormat):
-        raise ValueError(f"{name} must be a float format, not {fmt}")
-    if radix2 and fmt.radix != 2:
-        raise ValueError(f"{name} must be a radix-2 format for this unit, not {fmt}")
+def radix2_format(fmt):
+    """``fmt`` itself if it is a radix-2 :class:`FloatFormat` object.
+
+    The shared blocks take format *objects*, parsed and validated once where the parameter enters
+    (the CLI, or a unit's constructor through :func:`golden.formats.float_format_param`); passing
+    anything else is a programming error.
+    """
+    if not isinstance(fmt, FloatFormat) or fmt.radix != 2:
+        raise TypeError(f"expected a radix-2 FloatFormat object, not {fmt!r}")
     return fmt
 
 
@@ -65,7 +67,8 @@ class FloatLayout(data.StructLayout):
     """Layout of a code of ``fmt``: fields ``man``, ``exp``, ``sign`` (least significant first)."""
 
     def __init__(self, fmt):
-        fmt = float_format(fmt, radix2=False)
+        if not isinstance(fmt, FloatFormat):
+            raise TypeError(f"expected a FloatFormat object, not {fmt!r}")
         self.number_format = fmt
         super().__init__({"man": fmt.man_bits, "exp": fmt.exp_bits, "sign": 1})
 
@@ -88,12 +91,21 @@ def RawLayout(sig_width, exp_shape):
     })
 
 
+def LaneSumLayout(sum_width, exp_shape):
+    """A beat's exact lane sum as the accumulator takes it: ``sum * 2**lsb_exp`` (two's complement
+    ``sum``), with the beat's specials (NaN; an Inf and its sign; the sign of a zero sum)."""
+    return data.StructLayout({
+        "sum": signed(sum_width), "lsb_exp": exp_shape,
+        "nan": 1, "inf": 1, "inf_sign": 1, "zero_sign": 1,
+    })
+
+
 class Unpack(wiring.Component):
     """Classify a code and expose its raw value. Combinational.
 
     Parameters
     ----------
-    fmt : FloatFormat or str
+    fmt : FloatFormat
         Radix-2 format of the input.
 
     zero_specials : bool
@@ -110,7 +122,7 @@ class Unpack(wiring.Component):
 
     @rejects_quietly
     def __init__(self, fmt, zero_specials=True):
-        self._fmt = fmt = float_format(fmt)
+        self._fmt = fmt = radix2_format(fmt)
         self._zero_specials = zero_specials
         self.exp_range = (fmt.emin, max(fmt.emax, fmt.emin))
         super().__init__({

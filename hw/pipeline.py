@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 
-from golden.formats import check_int
+from golden.checks import check_int
 
 from amaranth.hdl import Signal
 

@@ -10,10 +10,10 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.formats import check_rand_bits, check_rounding
+from golden.checks import check_rand_bits, check_rounding
 
 from .align import clamp_amount, shift_right_sticky
-from .float import FloatLayout, RawLayout, exp_shape_for, float_format
+from .float import FloatLayout, RawLayout, exp_shape_for, radix2_format
 from .validate import rejects_quietly
 
 __all__ = ["Rounder"]
@@ -31,7 +31,7 @@ class Rounder(wiring.Component):
 
     Parameters
     ----------
-    fmt : FloatFormat or str
+    fmt : FloatFormat
         Radix-2 result format.
     rounding : str
         ``rne``, ``rna``, ``rtz`` or ``sr``.
@@ -54,7 +54,7 @@ class Rounder(wiring.Component):
 
     @rejects_quietly
     def __init__(self, fmt, rounding, sig_width, exp_range, rand_bits=None):
-        self._fmt = fmt = float_format(fmt, "format")
+        self._fmt = fmt = radix2_format(fmt)
         self._rounding = check_rounding(rounding)
         self._rand_bits = check_rand_bits(rand_bits, rounding)
         if sig_width < fmt.precision + 1:

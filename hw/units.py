@@ -2,6 +2,11 @@
 
 The CLI (``lowbit list``, ``lowbit export``, ``lowbit synth``) and the test harnesses go through this
 table, so a unit's parameters are described once. Unit modules are imported only when built.
+
+This is where parameters enter from text: :meth:`Param.parse` turns a command-line string into the
+value the component takes (a format spec into a format object, once), and :meth:`Unit.resolve`
+does the same for defaults and values given from Python. Components validate the values (ranges,
+combinations) and pass the objects inward; nothing parses a format again.
 """
 
 from __future__ import annotations
@@ -9,6 +14,9 @@ from __future__ import annotations
 import importlib
 import operator
 from dataclasses import dataclass, field
+
+from golden.checks import ROUNDING_MODES
+from golden.formats import FormatError, parse_format_param
 
 __all__ = ["Param", "Unit", "UNITS", "get_unit", "UnitError"]
 
@@ -43,9 +51,10 @@ def _parse_int_list(text):
 class Param:
     """One generator parameter.
 
-    ``kind`` is ``"format"`` (a spec string or preset, see ``docs/arithmetic.md`` section 3),
-    ``"int"``, ``"ints"`` (comma-separated integers), ``"bool"`` or ``"choice"`` (one of
-    ``choices``). A default of ``None`` means "derived" (explained in ``help``).
+    ``kind`` is ``"format"`` (a spec string or preset, see ``docs/arithmetic.md`` section 3; parsed
+    into a format object), ``"int"``, ``"ints"`` (comma-separated integers), ``"bool"``,
+    ``"choice"`` (one of ``choices``) or ``"window"`` (``exact`` or an integer). A default of
+    ``None`` means "derived" (explained in ``help``).
     """
 
     name: str
@@ -59,7 +68,12 @@ class Param:
         return "--" + self.name.replace("_", "-")
 
     def parse(self, text):
-        """Convert a command-line string to the Python value (validation is the unit's job)."""
+        """Convert a command-line string to the Python value (range checks are the unit's job)."""
+        if self.kind == "format":
+            try:
+                return parse_format_param(self.flag, text)
+            except FormatError as e:
+                raise UnitError(str(e)) from None
         try:
             if self.kind == "int":
                 return _parse_int(text)
@@ -71,6 +85,8 @@ class Param:
                 if text not in self.choices:
                     raise ValueError(f"expected one of {', '.join(self.choices)}, not {text!r}")
                 return text
+            if self.kind == "window":
+                return text if text == "exact" else _parse_int(text)
             return text
         except ValueError as e:
             raise UnitError(f"{self.flag}: {e}") from None
@@ -83,6 +99,19 @@ class Param:
         if isinstance(self.default, tuple):
             return ",".join(map(str, self.default))
         return str(self.default)
+
+    def value(self, value):
+        """A value given from Python (or a default) in the form :meth:`parse` gives: format specs
+        become format objects, other text is parsed as on the command line; ``None`` (derived)
+        stays. Errors name the Python parameter (``a_format``), not the flag."""
+        if self.kind == "format" and value is not None:
+            try:
+                return parse_format_param(self.name, value)
+            except FormatError as e:
+                raise UnitError(str(e)) from None
+        if isinstance(value, str) and self.kind in ("int", "ints", "bool", "window"):
+            return self.parse(value)
+        return value
 
 
 @dataclass(frozen=True)
@@ -104,18 +133,17 @@ class Unit:
         return {p.name: p.default for p in self.params}
 
     def resolve(self, params=None):
-        """Defaults overridden by ``params`` (names checked)."""
+        """Defaults overridden by ``params`` (names checked), formats as objects."""
         values = self.defaults()
         for k, v in (params or {}).items():
             self.param(k)
             values[k] = v
-        return values
+        return {p.name: p.value(values[p.name]) for p in self.params}
 
     def build(self, **params):
         """Construct the component; raises ``ValueError`` with a one-line message on bad parameters."""
-        values = self.resolve(params)
         factory = getattr(importlib.import_module(self.module), self.factory)
-        return factory(**values)
+        return factory(**self.resolve(params))
 
     def describe(self, params=None):
         """``--flag value`` list of the (resolved) parameters, for headers and reports."""
@@ -131,9 +159,6 @@ class Unit:
                 v = ",".join(map(str, v))
             out.append(f"{p.flag} {v}")
         return " ".join(out)
-
-
-_ROUNDING = ("rne", "rna", "rtz", "sr")
 
 
 def _rand_source_params(default_source):
@@ -159,11 +184,11 @@ def register(unit):
 register(Unit(
     name="stochastic_round",
     summary="LFSR stochastic rounder: a wide float or fixed-point value to a float format",
-    module="hw.stochastic_round", factory="build",
+    module="hw.stochastic_round", factory="StochasticRound",
     params=(
         Param("source", "format", "fp32", "input format: a float spec/preset or fix<W>.<F> / ufix<W>.<F>"),
         Param("target", "format", "fp8_e5m2", "output float format (radix 2)"),
-        Param("rounding", "choice", "sr", "rounding mode", _ROUNDING),
+        Param("rounding", "choice", "sr", "rounding mode", ROUNDING_MODES),
         *_rand_source_params("lfsr"),
         Param("stages", "int", 0, "register stages (0 = combinational datapath)"),
     ),
@@ -173,12 +198,12 @@ register(Unit(
 register(Unit(
     name="fp8_fma",
     summary="fused multiply-add y = round(a*b + c), one rounding (Wang et al. 2018 FP8 x FP8 + FP16)",
-    module="hw.fp8_fma", factory="build",
+    module="hw.fp8_fma", factory="FMA",
     params=(
         Param("a_format", "format", "fp8_e5m2", "format of a (radix-2 float spec or preset)"),
         Param("b_format", "format", None, "format of b (default: a's)"),
         Param("acc_format", "format", "e6m9", "format of c and y (e6m9: IEEE-style 1-6-9; fp16_e6m9: IBM's)"),
-        Param("rounding", "choice", "rne", "rounding mode", _ROUNDING),
+        Param("rounding", "choice", "rne", "rounding mode", ROUNDING_MODES),
         *_rand_source_params("port"),
         Param("stages", "int", 0, "register stages (0 = combinational)"),
     ),
@@ -188,15 +213,15 @@ register(Unit(
 register(Unit(
     name="accumulator",
     summary="chunk-based dot-product engine (Wang et al. 2018): N lanes per beat, stream in/out",
-    module="hw.accumulator", factory="build",
+    module="hw.accumulator", factory="Accumulator",
     params=(
         Param("lanes", "int", 1, "products per beat N (1 to 64)"),
         Param("a_format", "format", "fp8_e5m2", "format of the a operands (radix-2 float)"),
         Param("b_format", "format", None, "format of the b operands (default: a's)"),
         Param("acc_format", "format", "e6m9", "accumulation and result format"),
-        Param("rounding", "choice", "rne", "rounding of every accumulation", _ROUNDING),
+        Param("rounding", "choice", "rne", "rounding of every accumulation", ROUNDING_MODES),
         Param("chunk", "int", 64, "chunk length CL in products (a multiple of lanes; 0: no chunking)"),
-        Param("window", "str", "exact", "lane-sum window in bits below the beat's largest product, or exact"),
+        Param("window", "window", "exact", "lane-sum window in bits below the beat's largest product, or exact"),
         Param("stages", "int", 0, "registers between the lane sum and the accumulation loop (0 to 4)"),
         Param("rand_bits", "int", 8, "random bits R per rounding (sr only)"),
         Param("lfsr_width", "int", 16, "width of the two LFSRs (sr only)"),
@@ -212,7 +237,7 @@ register(Unit(
 register(Unit(
     name="mac4",
     summary="N-lane INT4 x FP4 (radix 4) exact dot product, float or integer accumulate (Sun et al. 2020)",
-    module="hw.mac4", factory="build",
+    module="hw.mac4", factory="MAC4",
     params=(
         Param("lanes", "int", 8, "lanes N (1 to 256)"),
         Param("mode", "choice", "dot", "dot: exact sum; acc: + float accumulator, one rounding; "
@@ -220,7 +245,7 @@ register(Unit(
         Param("x_signed", "bool", True, "x codes are signed -8..7 (false: unsigned 0..15)"),
         Param("w_signed", "bool", True, "w codes are signed -8..7 (int mode)"),
         Param("acc_format", "format", "e6m9", "accumulator format, radix 2 (acc mode; fp16_e6m9: IBM's 1-6-9)"),
-        Param("rounding", "choice", "rne", "rounding mode (acc mode)", _ROUNDING),
+        Param("rounding", "choice", "rne", "rounding mode (acc mode)", ROUNDING_MODES),
         Param("rand_bits", "int", 8, "random bits R per rounding (acc mode, sr only)"),
         Param("acc_bits", "int", 32, "integer accumulator width, wraps around (int mode)"),
         Param("stages", "int", 0, "register stages (0 = combinational)"),

@@ -19,7 +19,8 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from common import StreamSink, StreamSource, log_seed, rng_for
 from harness import long_enabled, run_cocotb, unit_config
 
-from golden.accumulator import dot, dot_mac4
+from golden.accumulator import dot
+from golden.mac4 import dot_mac4
 from golden.formats import parse_format
 from golden.lfsr import lfsr_words, reciprocal_taps
 from hw.units import get_unit

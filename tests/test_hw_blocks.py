@@ -34,6 +34,8 @@ from hw.stochastic_round.lfsr import LFSR
 
 from simutil import pack_fields, run_comb
 
+E5M2 = parse_format("e5m2")
+
 
 def rng_for(*tag):
     seed = int(os.environ.get("LOWBIT_SEED", "0") or 0)
@@ -279,7 +281,7 @@ def rounder_case(spec, rounding, W, exp_range, R, seed_tag, n=220):
     v = rounder_vectors(fmt, rounding, W, exp_range, R, rng, n)
     count = len(v["sig"])
     rand = rng.integers(0, 1 << R, count).tolist() if rounding == "sr" else None
-    dut = Rounder(spec, rounding, W, exp_range, rand_bits=R)
+    dut = Rounder(fmt, rounding, W, exp_range, rand_bits=R)
     layout = dut.i.shape()
     packed = pack_fields(layout, sig=np.array(v["sig"], dtype=object), exp=np.array(v["exp"], dtype=object),
                          sticky=v["sticky"], sign=v["sign"], is_nan=v["nan"], is_inf=v["inf"], is_zero=v["zero"])
@@ -342,7 +344,7 @@ UNPACK_8BIT = ["e5m2", "e4m3", "e4m3:fn", "e5m2:nosub", "e3m4", "e2m5:finite", "
 
 def unpack_compare(spec, codes, zero_specials=True):
     fmt = parse_format(spec)
-    dut = Unpack(spec, zero_specials=zero_specials)
+    dut = Unpack(fmt, zero_specials=zero_specials)
     o = dut.o
     sign, sig, exp, sticky, nan, inf, zero = run_comb(
         dut, [(dut.i.as_value(), codes)], [o.sign, o.sig, o.exp, o.sticky, o.is_nan, o.is_inf, o.is_zero])
@@ -522,16 +524,11 @@ def test_pipeline_rejects_unknown_or_repeated_cut():
     (lambda: Normalizer(8, signed(5), granule=3), ("granule", "power of two")),
     (lambda: Normalizer(8, signed(5), granule=0), ("granule",)),
     (lambda: Normalizer(8, signed(5), floor=-3, granule=2), ("granule", "floor")),
-    (lambda: Rounder("e5m2", "rne", 3, (-20, 20)), ("sig_width", "4")),
-    (lambda: Rounder("e5m2", "rne", 8, (5, -5)), ("exp_range",)),
-    (lambda: Rounder("e5m2", "rnd", 8, (-20, 20)), ("rounding", "rne")),
-    (lambda: Rounder("e5m2", "sr", 8, (-20, 20)), ("rand_bits",)),
-    (lambda: Rounder("e5m2", "sr", 8, (-20, 20), rand_bits=0), ("rand_bits", "1 and 32")),
-    (lambda: Rounder("fp4_r4", "rne", 8, (-20, 20)), ("radix-2",)),
-    (lambda: Rounder("int8", "rne", 8, (-20, 20)), ("float format",)),
-    (lambda: Rounder("e4m3:bias=99", "rne", 8, (-20, 20)), ("bias",)),
-    (lambda: Unpack("fix16.8"), ("float format",)),
-    (lambda: Unpack("fp4_r4"), ("radix-2",)),
+    (lambda: Rounder(E5M2, "rne", 3, (-20, 20)), ("sig_width", "4")),
+    (lambda: Rounder(E5M2, "rne", 8, (5, -5)), ("exp_range",)),
+    (lambda: Rounder(E5M2, "rnd", 8, (-20, 20)), ("rounding", "rne")),
+    (lambda: Rounder(E5M2, "sr", 8, (-20, 20)), ("rand_bits",)),
+    (lambda: Rounder(E5M2, "sr", 8, (-20, 20), rand_bits=0), ("rand_bits", "1 and 32")),
     (lambda: LFSR(16, seed=0), ("seed",)),
     (lambda: LFSR(16, rand_bits=17), ("rand_bits",)),
     (lambda: LFSR(2), ("lfsr_width",)),
@@ -548,3 +545,15 @@ def test_block_parameter_errors(make, words):
     assert "\n" not in msg
     for w in words:
         assert w in msg
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Rounder("e5m2", "rne", 8, (-20, 20)),
+    lambda: Rounder(parse_format("fp4_r4"), "rne", 8, (-20, 20)),
+    lambda: Unpack(parse_format("fix16.8")),
+    lambda: Unpack("e5m2"),
+])
+def test_blocks_take_radix2_format_objects(make):
+    """Formats are parsed once at the edge: the shared blocks take radix-2 FloatFormat objects only."""
+    with pytest.raises(TypeError, match="radix-2 FloatFormat object"):
+        make()

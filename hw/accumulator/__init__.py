@@ -9,8 +9,8 @@ without chunking).
 Datapath::
 
     lane products -> align to the beat's largest exponent T in a w-bit window -> signed sum S
-      -> [stages registers] -> inner: unpack, AlignAdd, Rounder (one beat per cycle, a loop)
-      -> chunk end or last: hold <- new inner -> next cycle: outer: AlignAdd, Rounder
+      -> [stages registers] -> inner: unpack, AddRound (one beat per cycle, a loop)
+      -> chunk end or last: hold <- new inner -> next cycle: outer: the same AddRound
       -> outer <- result, or (last) the output register
 
 Back-pressure: the whole datapath advances only while the output register is empty or being read
@@ -24,24 +24,26 @@ from amaranth.hdl import Cat, Const, EnableInserter, Module, Mux, Shape, Signal,
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.formats import check_int, check_rand_bits, check_rounding
+from golden.checks import check_bool, check_choice, check_int, check_rand_bits, check_rounding
+from golden.formats import float_format_param
 from golden.lfsr import check_lfsr, reciprocal_taps
-from golden.mac4 import LSB_EXP_SHIFT, OFFSET_MAX, OFFSET_MIN, product_range, twos_width
 
-from ..addalign import AlignAdd
+from ..addalign import operand
+from ..addround import AddRound
 from ..align import shift_right_sticky
-from ..float import FloatLayout, Unpack, exp_shape_for, float_format
+from ..float import FloatLayout, LaneSumLayout, Unpack, exp_shape_for
 from ..lzc import Normalizer
-from ..mac4 import OFFSET_BITS, fp4_lane
+from ..mac4 import OFFSET_BITS, Mac4LaneSum
 from ..multiply import unsigned_product
 from ..pipeline import Pipeline, check_stages
 from ..rounder import Rounder
 from ..stochastic_round.lfsr import LFSR
 from ..validate import rejects_quietly
 
-__all__ = ["Accumulator", "LaneSum", "Mac4LaneSum", "build", "exact_window"]
+__all__ = ["Accumulator", "LaneSum", "exact_window", "MAX_LANES"]
 
-ROUNDINGS = ("rne", "rna", "rtz", "sr")
+#: Most lanes (products per beat).
+MAX_LANES = 64
 
 
 def exact_window(a_fmt, b_fmt):
@@ -52,24 +54,19 @@ def exact_window(a_fmt, b_fmt):
     return wp + (p_hi - p_lo)
 
 
-def _check_lanes(lanes):
-    return check_int("lanes", lanes, 1, 64)
-
-
-def LaneSumLayout(sum_width, exp_shape):
-    """A beat's lane sum: ``value = sum * 2**lsb_exp`` (two's complement ``sum``) plus specials."""
-    return data.StructLayout({
-        "sum": signed(sum_width), "lsb_exp": exp_shape,
-        "nan": 1, "inf": 1, "inf_sign": 1, "zero_sign": 1,
-    })
-
-
 class LaneSum(wiring.Component):
     """The exact (or window-truncated) sum of ``lanes`` products of one beat. Combinational.
 
     ``docs/arithmetic.md`` section 7, item 2: ``T`` is the largest ``ea + eb`` over the nonzero
     finite products; each product's magnitude is truncated to a multiple of ``2**(T + 2 - w)``
     and the signed terms are summed exactly.
+
+    Parameters
+    ----------
+    a_format, b_format : FloatFormat
+    lanes : int
+    window : int
+        ``w``, the bits kept below the beat's largest product.
 
     Members
     -------
@@ -81,8 +78,8 @@ class LaneSum(wiring.Component):
 
     @rejects_quietly
     def __init__(self, a_format, b_format, lanes, window):
-        self._fa, self._fb = float_format(a_format, "a_format"), float_format(b_format, "b_format")
-        self._lanes = _check_lanes(lanes)
+        self._fa, self._fb = a_format, b_format
+        self._lanes = lanes
         self._w = window
         fa, fb = self._fa, self._fb
         self._p_range = (fa.emin + fb.emin, max(fa.emax, fa.emin) + max(fb.emax, fb.emin))
@@ -194,108 +191,6 @@ class LaneSum(wiring.Component):
         return m
 
 
-class Mac4LaneSum(wiring.Component):
-    """The exact INT4 x FP4 lane sum of one beat (``hw.mac4``'s lanes). Combinational.
-
-    ``o.sum * 2**o.lsb_exp`` equals :func:`golden.mac4.mac4_dot`'s ``S``: the phase, common to the
-    beat, moves the exponent (``lsb_exp = offset - 6 + phase``) instead of shifting the sum.
-
-    Members
-    -------
-    x, g : In(4 * lanes)
-        INT4 codes and FP4 (``fp4_r4``) codes, lane ``k`` in bits ``4k ... 4k+3``.
-    phase : In(1)
-    offset : In(signed(8))
-    o : Out(LaneSumLayout(...))
-    """
-
-    @rejects_quietly
-    def __init__(self, lanes, x_signed=True):
-        self._lanes = _check_lanes(lanes)
-        if not isinstance(x_signed, bool):
-            raise ValueError(f"x_signed must be True or False, not {x_signed!r}")
-        self._x_signed = x_signed
-        super().__init__({
-            "x": In(4 * lanes), "g": In(4 * lanes), "phase": In(1), "offset": In(signed(OFFSET_BITS)),
-            "o": Out(LaneSumLayout(self.sum_width, exp_shape_for(*self.lsb_exp_range))),
-        })
-
-    @property
-    def sum_width(self):
-        lo, hi = product_range(self._x_signed)      # includes phase 1: halve for the phase-0 sum
-        return twos_width(self._lanes * (lo // 2), self._lanes * (hi // 2))
-
-    @property
-    def lsb_exp_range(self):
-        return (OFFSET_MIN + LSB_EXP_SHIFT, OFFSET_MAX + LSB_EXP_SHIFT + 1)
-
-    def elaborate(self, platform):
-        m = Module()
-        width, total, correction = self.sum_width, 0, 0
-        for k in range(self._lanes):
-            row, carry = fp4_lane(m, self.x[4 * k:4 * k + 4], self.g[4 * k:4 * k + 4], self._x_signed,
-                                  name=f"lane{k}")
-            total = total + row + carry
-            correction -= 1 << (len(row) - 1)      # each row stands for its product + 2**(len-1)
-        m.d.comb += [
-            self.o.sum.eq((total + Const(correction % (1 << width), width))[:width]),
-            self.o.lsb_exp.eq(self.offset + LSB_EXP_SHIFT + self.phase),
-            self.o.nan.eq(0), self.o.inf.eq(0), self.o.inf_sign.eq(0), self.o.zero_sign.eq(0),
-        ]
-        return m
-
-
-class _AddRound(wiring.Component):
-    """``round(c + p)`` for the accumulator's loops: specials, AlignAdd and the rounder.
-
-    ``p`` is exact (sign, magnitude, exponent of its top bit) with at most the adder's slack of
-    leading zeros, or a subnormal of ``fmt``; ``c`` is a code of ``fmt``. Combinational.
-    """
-
-    @rejects_quietly
-    def __init__(self, fmt, rounding, rand_bits, p_width, p_exp_range):
-        self._fmt, self._rounding, self._rand_bits = fmt, rounding, rand_bits
-        self._pw, self._p_range = p_width, p_exp_range
-        members = {
-            "c": In(FloatLayout(fmt)),
-            "p_sig": In(p_width), "p_exp": In(exp_shape_for(*p_exp_range)), "p_sign": In(1),
-            "p_zero": In(1), "p_nan": In(1), "p_inf": In(1),
-            "y": Out(FloatLayout(fmt)),
-        }
-        if rounding == "sr":
-            members["rand"] = In(rand_bits)
-        super().__init__(members)
-
-    def elaborate(self, platform):
-        m = Module()
-        fmt = self._fmt
-        m.submodules.unpack = uc = Unpack(fmt, zero_specials=False)
-        m.d.comb += uc.i.eq(self.c)
-        c = uc.o
-        m.submodules.add = add = AlignAdd(fmt, self._rounding, self._pw, self._p_range,
-                                          rand_bits=self._rand_bits)
-        m.d.comb += [
-            add.p.sig.eq(self.p_sig), add.p.exp.eq(self.p_exp), add.p.sign.eq(self.p_sign),
-            add.p.zero.eq(self.p_zero),
-            add.c.sig.eq(c.sig), add.c.exp.eq(c.exp), add.c.sign.eq(c.sign), add.c.zero.eq(c.is_zero),
-        ]
-        nan = c.is_nan | self.p_nan | (c.is_inf & self.p_inf & (c.sign != self.p_sign))
-        inf = (c.is_inf | self.p_inf) & ~nan
-        inf_sign = Mux(self.p_inf, self.p_sign, c.sign)
-        m.submodules.rounder = rounder = Rounder(fmt, self._rounding, add.window, add.exp_range,
-                                                 rand_bits=self._rand_bits)
-        m.d.comb += [
-            rounder.i.sig.eq(add.o.sig), rounder.i.exp.eq(add.o.exp), rounder.i.sticky.eq(add.o.sticky),
-            rounder.i.sign.eq(Mux(inf, inf_sign, add.o.sign)),
-            rounder.i.is_nan.eq(nan), rounder.i.is_inf.eq(inf),
-            rounder.i.is_zero.eq(add.o.is_zero & ~nan & ~inf),
-            self.y.eq(rounder.o),
-        ]
-        if self._rounding == "sr":
-            m.d.comb += rounder.rand.eq(self.rand)
-        return m
-
-
 class _Core(wiring.Component):
     """The accumulator's state machine without back-pressure (run under an enable)."""
 
@@ -364,20 +259,25 @@ class _Core(wiring.Component):
             m.d.comb += li.en.eq(beat)
             rand_inner = li.rand
 
+        # The addend c of the one add-and-round path is a code (inner, or outer for a flush).
+        c_code = Signal(FloatLayout(fc), name="addend")
+        m.submodules.unpack_addend = uc = Unpack(fc, zero_specials=False)
+        m.d.comb += uc.i.eq(c_code)
+
         if not chunk_beats:
             # One loop: inner <- round(inner + S); the last beat's value is the result.
-            m.submodules.add = add = _AddRound(fc, rounding, R, pw, s_range)
+            m.submodules.add = add = AddRound(fc, rounding, pw, s_range, rand_bits=R)
             self._feed_sum(m, add, sn, s_sign, sum_zero, s)
-            m.d.comb += add.c.eq(inner)
+            m.d.comb += [c_code.eq(inner), add.c.eq(operand(uc.o))]
             if rand_inner is not None:
                 m.d.comb += add.rand.eq(rand_inner)
             with m.If(beat):
-                m.d.sync += inner.eq(Mux(last, fc.sign_mask, add.y))
+                m.d.sync += inner.eq(Mux(last, fc.sign_mask, add.o))
             result = Signal(FloatLayout(fc), name="result_reg", reset_less=True)
             result_valid = Signal(name="result_valid_reg")
             m.d.sync += result_valid.eq(beat & last)
             with m.If(beat & last):
-                m.d.sync += result.eq(add.y)
+                m.d.sync += result.eq(add.o)
             m.d.comb += [self.result.eq(result), self.result_valid.eq(result_valid)]
             return m
 
@@ -397,18 +297,19 @@ class _Core(wiring.Component):
         m.d.comb += ui.i.eq(inner)
         p_lo = min(s_range[0], ui.exp_range[0])
         p_hi = max(s_range[1], ui.exp_range[1])
-        m.submodules.add = add = _AddRound(fc, rounding, R, pw, (p_lo, p_hi))
+        m.submodules.add = add = AddRound(fc, rounding, pw, (p_lo, p_hi), rand_bits=R)
+        m.d.comb += add.c.eq(operand(uc.o))
         with m.If(pend):
             m.d.comb += [
-                add.c.eq(outer),
-                add.p_sig.eq(Cat(Const(0, pw - fc.precision), ui.o.sig)), add.p_exp.eq(ui.o.exp),
-                add.p_sign.eq(ui.o.sign), add.p_zero.eq(ui.o.is_zero),
-                add.p_nan.eq(ui.o.is_nan), add.p_inf.eq(ui.o.is_inf),
+                c_code.eq(outer),
+                add.p.sig.eq(Cat(Const(0, pw - fc.precision), ui.o.sig)), add.p.exp.eq(ui.o.exp),
+                add.p.sign.eq(ui.o.sign), add.p.zero.eq(ui.o.is_zero),
+                add.p.nan.eq(ui.o.is_nan), add.p.inf.eq(ui.o.is_inf),
             ]
             if rand_outer is not None:
                 m.d.comb += add.rand.eq(rand_outer)
         with m.Else():
-            m.d.comb += add.c.eq(inner)
+            m.d.comb += c_code.eq(inner)
             self._feed_sum(m, add, sn, s_sign, sum_zero, s)
             if rand_inner is not None:
                 m.d.comb += add.rand.eq(rand_inner)
@@ -423,20 +324,20 @@ class _Core(wiring.Component):
             m.d.comb += bypass.rand.eq(rand_inner)
 
         with m.If(beat):
-            m.d.sync += inner.eq(Mux(pend, bypass.o, add.y))
+            m.d.sync += inner.eq(Mux(pend, bypass.o, add.o))
         with m.Elif(pend):
             m.d.sync += inner.eq(fc.sign_mask)
         m.d.sync += [pend.eq(beat & flush), pend_last.eq(beat & last)]
         with m.If(pend):
-            m.d.sync += outer.eq(Mux(pend_last, fc.sign_mask, add.y))
-        m.d.comb += [self.result.eq(add.y), self.result_valid.eq(pend_last)]
+            m.d.sync += outer.eq(Mux(pend_last, fc.sign_mask, add.o))
+        m.d.comb += [self.result.eq(add.o), self.result_valid.eq(pend_last)]
         return m
 
     @staticmethod
     def _feed_sum(m, add, sn, s_sign, sum_zero, s):
         m.d.comb += [
-            add.p_sig.eq(sn.sig_out), add.p_exp.eq(sn.exp_out), add.p_sign.eq(s_sign),
-            add.p_zero.eq(sum_zero), add.p_nan.eq(s.nan), add.p_inf.eq(s.inf),
+            add.p.sig.eq(sn.sig_out), add.p.exp.eq(sn.exp_out), add.p.sign.eq(s_sign),
+            add.p.zero.eq(sum_zero), add.p.nan.eq(s.nan), add.p.inf.eq(s.inf),
         ]
 
 
@@ -483,15 +384,12 @@ class Accumulator(wiring.Component):
     def __init__(self, lanes=1, a_format="fp8_e5m2", b_format=None, acc_format="e6m9", rounding="rne",
                  chunk=64, window="exact", stages=0, rand_bits=8, lfsr_width=16, seed=1, seed_outer=1,
                  front="fp8", x_signed=True):
-        self._lanes = _check_lanes(lanes)
-        if front not in ("fp8", "mac4"):
-            raise ValueError(f"front must be fp8 or mac4, not {front!r}")
-        if not isinstance(x_signed, bool):
-            raise ValueError(f"x_signed must be True or False, not {x_signed!r}")
-        self._front, self._x_signed = front, x_signed
-        self._fa = float_format(a_format, "a_format")
-        self._fb = float_format(a_format if b_format is None else b_format, "b_format")
-        self._fc = float_format(acc_format, "acc_format")
+        self._lanes = check_int("lanes", lanes, 1, MAX_LANES)
+        self._front = check_choice("front", front, ("fp8", "mac4"))
+        self._x_signed = check_bool("x_signed", x_signed)
+        self._fa = float_format_param("a_format", a_format)
+        self._fb = float_format_param("b_format", a_format if b_format is None else b_format)
+        self._fc = float_format_param("acc_format", acc_format)
         self._rounding = check_rounding(rounding)
         self._rand_bits = check_rand_bits(rand_bits, rounding)
         chunk = check_int("chunk", chunk)
@@ -558,16 +456,3 @@ class Accumulator(wiring.Component):
         with m.Elif(self.o.ready):
             m.d.sync += out_valid.eq(0)
         return m
-
-
-def build(lanes=1, a_format="fp8_e5m2", b_format=None, acc_format="e6m9", rounding="rne", chunk=64,
-          window="exact", stages=0, rand_bits=8, lfsr_width=16, seed=1, seed_outer=1, front="fp8",
-          x_signed=True):
-    """Factory used by the unit registry (``lowbit export accumulator``)."""
-    if isinstance(window, str) and window != "exact":
-        try:
-            window = int(window, 0)
-        except ValueError:
-            raise ValueError(f"window must be 'exact' or an integer, not {window!r}") from None
-    return Accumulator(lanes, a_format, b_format, acc_format, rounding, chunk, window, stages, rand_bits,
-                       lfsr_width, seed, seed_outer, front, x_signed)

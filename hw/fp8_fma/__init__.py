@@ -9,7 +9,7 @@ Datapath (``docs/arithmetic.md`` section 5.2 explains why each width suffices)::
     unpack a, b, c -> product (exact) -> normalize product -> pick the operand with the larger
     exponent (X) -> align the other (Y) to it in a short window, bits shifted out become sticky ->
     X - Y or X + Y (a negative difference is complemented) -> leading-zero normalize -> the one
-    rounder (hw.rounder)
+    rounder (the last four steps: hw.addround.AddRound, shared with mac4 and the accumulator)
 
 The window is only as wide as correct rounding needs (``max(precision + 2 + look, max(wp, pc) + 2)``
 bits, ``look`` being the bits below the last place a rounding mode examines, ``wp`` the product width),
@@ -18,23 +18,23 @@ not the ``3p + 4`` of a fixed-anchor FMA; this is where the area goes down.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.formats import check_rand_bits, check_rounding
+from golden.checks import check_rand_bits, check_rounding
 from golden.fp8_fma import check_fma_formats
 
-from ..addalign import ADD_CUTS, AlignAdd, look_bits, window_geometry
+from ..addalign import look_bits, operand, window_geometry
+from ..addround import ADD_CUTS, AddRound
 from ..float import FloatLayout, Unpack, exp_shape_for
 from ..lzc import Normalizer
 from ..multiply import unsigned_product
 from ..pipeline import Pipeline, check_stages
-from ..rounder import Rounder
 from ..stochastic_round.lfsr import RandSource
 from ..validate import rejects_quietly
 
-__all__ = ["FMA", "build"]
+__all__ = ["FMA"]
 
 #: Candidate register positions, input to output (see :class:`hw.pipeline.Pipeline`), and the
 #: relative delay of the logic before each (sky130 estimates for the FP8 FMA: unpack + product +
@@ -108,10 +108,9 @@ class FMA(wiring.Component):
         return self._fa, self._fb, self._fc
 
     def _adder(self, registers=None):
-        """The align-add block for this configuration (its window sizes the product normalizer)."""
+        """The add-and-round block for this configuration (its window sizes the product normalizer)."""
         wp = self._fa.precision + self._fb.precision
-        e_lo, e_hi = self._product_exp_range()
-        return AlignAdd(self._fc, self._rounding, wp, (e_lo, e_hi), rand_bits=self._rand_bits,
+        return AddRound(self._fc, self._rounding, wp, self._product_exp_range(), rand_bits=self._rand_bits,
                         registers=registers)
 
     def _product_exp_range(self):
@@ -167,56 +166,33 @@ class FMA(wiring.Component):
 
         prod_sign = Signal(name="prod_sign")
         prod_zero = Signal(name="prod_zero")
+        prod_nan = Signal(name="prod_nan")
         prod_inf = Signal(name="prod_inf")
-        nan = Signal(name="nan")
         m.d.comb += [
             prod_sign.eq(ra.sign ^ rb.sign),
             prod_zero.eq(ra.is_zero | rb.is_zero),
+            prod_nan.eq(ra.is_nan | rb.is_nan | (ra.is_inf & rb.is_zero) | (rb.is_inf & ra.is_zero)),
             prod_inf.eq(ra.is_inf | rb.is_inf),
-            nan.eq(ra.is_nan | rb.is_nan | rc.is_nan | (ra.is_inf & rb.is_zero) | (rb.is_inf & ra.is_zero)
-                   | (prod_inf & rc.is_inf & (prod_sign != rc.sign))),
         ]
-        is_inf = Signal(name="is_inf")
-        inf_sign = Signal(name="inf_sign")
-        m.d.comb += [is_inf.eq((prod_inf | rc.is_inf) & ~nan), inf_sign.eq(Mux(prod_inf, prod_sign, rc.sign))]
 
         valid_in = self.valid_in if self.clocked else None
         pipe = Pipeline(m, self._stages, CUTS, valid_in=valid_in, weights=CUT_WEIGHTS)
 
         rand = self._rand.elaborate(m, self)
-        # Flags and random bits travel beside the adder through the same number of registers.
-        side = Cat(nan, is_inf, inf_sign, *([rand] if rand is not None else []))
-        staged = pipe.cut("product", prod_norm_sig, prod_norm_exp, prod_sign, prod_zero, rc.sig, rc.exp,
-                          rc.sign, rc.is_zero, side)
-        p_sig, p_exp, p_sign, p_zero, c_sig, c_exp, c_sign, c_zero, side = staged
+        staged = pipe.cut("product", prod_norm_sig, prod_norm_exp, prod_sign, prod_zero, prod_nan, prod_inf,
+                          operand(rc), *([rand] if rand is not None else []))
+        p_sig, p_exp, p_sign, p_zero, p_nan, p_inf, c = staged[:7]
 
         m.submodules.add = add = self._adder({cut: pipe.counts[cut] for cut in ADD_CUTS})
         m.d.comb += [
             add.p.sig.eq(p_sig), add.p.exp.eq(p_exp), add.p.sign.eq(p_sign), add.p.zero.eq(p_zero),
-            add.c.sig.eq(c_sig), add.c.exp.eq(c_exp), add.c.sign.eq(c_sign), add.c.zero.eq(c_zero),
-        ]
-        for cut in ADD_CUTS:
-            side = pipe.cut(cut, side)
-
-        m.submodules.rounder = rounder = Rounder(fc, self._rounding, add.window, add.exp_range,
-                                                 rand_bits=self._rand_bits)
-        nan_s, inf_s, inf_sign_s = side[0], side[1], side[2]
-        m.d.comb += [
-            rounder.i.sig.eq(add.o.sig), rounder.i.exp.eq(add.o.exp), rounder.i.sticky.eq(add.o.sticky),
-            rounder.i.sign.eq(Mux(inf_s, inf_sign_s, add.o.sign)),
-            rounder.i.is_nan.eq(nan_s), rounder.i.is_inf.eq(inf_s),
-            rounder.i.is_zero.eq(add.o.is_zero & ~nan_s & ~inf_s),
+            add.p.nan.eq(p_nan), add.p.inf.eq(p_inf), add.c.eq(c),
         ]
         if rand is not None:
-            m.d.comb += rounder.rand.eq(side[3:])
-        m.d.comb += self.y.eq(pipe.cut("output", rounder.o))
+            m.d.comb += add.rand.eq(staged[7])
+        for cut in ADD_CUTS:           # the valid bit follows the adder's registers
+            pipe.cut(cut)
+        m.d.comb += self.y.eq(pipe.cut("output", add.o))
         if self.clocked:
             m.d.comb += self.valid_out.eq(pipe.valid_out)
         return m
-
-
-def build(a_format="fp8_e5m2", b_format=None, acc_format="e6m9", rounding="rne", rand_bits=8,
-          rand_source="port", lfsr_width=16, lfsr_taps=None, seed=1, stages=0):
-    """Factory used by the unit registry (``lowbit export fp8_fma``)."""
-    return FMA(a_format, b_format, acc_format, rounding, rand_bits, rand_source, lfsr_width, lfsr_taps,
-               seed, stages)

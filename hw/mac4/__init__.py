@@ -14,8 +14,8 @@ Datapath (``dot`` and ``acc``)::
     with its top bit inverted, and the gradient's sign as a +1 bit
     -> every row, every +1 bit and one constant summed at once (one compressor tree)
     -> dot: sum = tree << phase, lsb_exp = offset - 6
-    -> acc: |tree| coarsely normalized, exponent offset - 6 + phase + width - 1 -> hw.addalign.AlignAdd
-       with the decoded accumulator -> hw.rounder.Rounder (specials from the accumulator's flags)
+    -> acc: |tree| coarsely normalized, exponent offset - 6 + phase + width - 1 -> hw.addround.AddRound
+       with the decoded accumulator (the one add-and-round path; specials from the accumulator)
 
 ``int`` mode sums the Baugh-Wooley partial products of all lanes in one compressor tree, then adds
 the accumulator.
@@ -35,22 +35,23 @@ rows to two that the register holds, and the carry-propagate adder follows it.
 from __future__ import annotations
 
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.formats import check_int, check_rand_bits, check_rounding
+from golden.checks import check_bool, check_choice, check_int, check_rand_bits, check_rounding
+from golden.formats import float_format_param
 from golden.mac4 import (LSB_EXP_SHIFT, OFFSET_MAX, OFFSET_MIN, int4_sum_width, product_range, sum_width,
                          twos_width)
 
-from ..addalign import ADD_CUTS, AlignAdd, look_bits, window_geometry
-from ..float import FloatLayout, Unpack, exp_shape_for, float_format
+from ..addalign import look_bits, operand, window_geometry
+from ..addround import ADD_CUTS, AddRound
+from ..float import FloatLayout, LaneSumLayout, Unpack, exp_shape_for
 from ..lzc import Normalizer
 from ..pipeline import Pipeline, check_stages
-from ..rounder import Rounder
 from ..validate import rejects_quietly
 
-__all__ = ["MAC4", "build", "MODES", "MAX_LANES", "CUTS", "CUT_WEIGHTS"]
+__all__ = ["MAC4", "Mac4LaneSum", "MODES", "MAX_LANES", "CUTS", "CUT_WEIGHTS"]
 
 MODES = ("dot", "acc", "int")
 #: Most lanes a generated unit may have.
@@ -81,12 +82,6 @@ CUT_WEIGHTS = {
 
 assert twos_width(OFFSET_MIN, OFFSET_MAX) == OFFSET_BITS
 assert twos_width(OFFSET_MIN + LSB_EXP_SHIFT, OFFSET_MAX + LSB_EXP_SHIFT) == LSB_EXP_BITS
-
-
-def _bool(name, value):
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, not {value!r}")
-    return value
 
 
 def _total(terms, width, m, name):
@@ -272,19 +267,15 @@ class MAC4(wiring.Component):
     @rejects_quietly
     def __init__(self, lanes=8, mode="dot", x_signed=True, w_signed=True, acc_format="e6m9",
                  rounding="rne", rand_bits=8, acc_bits=32, stages=0):
-        lanes = check_int("lanes", lanes)
-        if not 1 <= lanes <= MAX_LANES:
-            raise ValueError(f"lanes must be between 1 and {MAX_LANES}, not {lanes}")
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-        self._lanes, self._mode = lanes, mode
-        self._x_signed = _bool("x_signed", x_signed)
+        self._lanes = check_int("lanes", lanes, 1, MAX_LANES)
+        self._mode = check_choice("mode", mode, MODES)
+        self._x_signed = check_bool("x_signed", x_signed)
         self._stages = check_stages(stages)
         self._fmt = self._rounding = None
         self._rand_bits = 0
         members = {"x": In(4 * lanes)}
         if mode == "int":
-            self._w_signed = _bool("w_signed", w_signed)
+            self._w_signed = check_bool("w_signed", w_signed)
             self._sum_width = int4_sum_width(lanes, self._x_signed, self._w_signed)
             acc_bits = check_int("acc_bits", acc_bits)
             if not self._sum_width <= acc_bits <= MAX_ACC_BITS:
@@ -298,7 +289,7 @@ class MAC4(wiring.Component):
             members |= {"g": In(4 * lanes), "phase": In(1), "offset": In(OFFSET_BITS),
                         "sum": Out(self._sum_width), "lsb_exp": Out(LSB_EXP_BITS)}
             if mode == "acc":
-                self._fmt = float_format(acc_format, "acc_format")
+                self._fmt = float_format_param("acc_format", acc_format)
                 self._rounding = check_rounding(rounding)
                 self._rand_bits = check_rand_bits(rand_bits, rounding)
                 members |= {"acc_in": In(FloatLayout(self._fmt)), "acc_out": Out(FloatLayout(self._fmt))}
@@ -405,36 +396,27 @@ class MAC4(wiring.Component):
 
         m.submodules.unpack_acc = uc = Unpack(fmt, zero_specials=False)
         m.d.comb += uc.i.eq(acc_in)
-        rc = uc.o
-        # S is finite: NaN and Inf come from the accumulator alone.
-        flags = Cat(rc.is_nan, rc.is_inf, rc.sign, rand)
         out_side = Cat(tree, phase, offset)
-        staged = pipe.cut("operand", norm.sig_out, norm.exp_out, negative, sum_zero,
-                          rc.sig, rc.exp, rc.sign, rc.is_zero, flags, out_side)
-        p_sig, p_exp, p_sign, p_zero, c_sig, c_exp, c_sign, c_zero, flags, out_side = staged
+        sr = self._rounding == "sr"
+        staged = pipe.cut("operand", norm.sig_out, norm.exp_out, negative, sum_zero, operand(uc.o), out_side,
+                          *([rand] if sr else []))
+        p_sig, p_exp, p_sign, p_zero, c, out_side = staged[:6]
 
-        m.submodules.add = add = AlignAdd(fmt, self._rounding, pw, p_range, rand_bits=self._rand_bits,
-                                          registers={cut: pipe.counts[cut] for cut in ADD_CUTS})
+        # S is finite: NaN and Inf come from the accumulator alone. The sum's outputs ride along.
+        m.submodules.add = add = AddRound(fmt, self._rounding, pw, p_range, rand_bits=self._rand_bits,
+                                          registers={cut: pipe.counts[cut] for cut in ADD_CUTS},
+                                          side_width=len(out_side))
         m.d.comb += [
             add.p.sig.eq(p_sig), add.p.exp.eq(p_exp), add.p.sign.eq(p_sign), add.p.zero.eq(p_zero),
-            add.c.sig.eq(c_sig), add.c.exp.eq(c_exp), add.c.sign.eq(c_sign), add.c.zero.eq(c_zero),
+            add.p.nan.eq(0), add.p.inf.eq(0), add.c.eq(c), add.side_in.eq(out_side),
         ]
-        for cut in ADD_CUTS:
-            flags, out_side = pipe.cut(cut, flags, out_side)
-
-        m.submodules.rounder = rounder = Rounder(fmt, self._rounding, add.window, add.exp_range,
-                                                 rand_bits=self._rand_bits)
-        nan, inf, inf_sign = flags[0], flags[1], flags[2]
-        m.d.comb += [
-            rounder.i.sig.eq(add.o.sig), rounder.i.exp.eq(add.o.exp), rounder.i.sticky.eq(add.o.sticky),
-            rounder.i.sign.eq(Mux(inf, inf_sign, add.o.sign)),
-            rounder.i.is_nan.eq(nan), rounder.i.is_inf.eq(inf),
-            rounder.i.is_zero.eq(add.o.is_zero & ~nan & ~inf),
-        ]
-        if self._rounding == "sr":
-            m.d.comb += rounder.rand.eq(flags[3:])
+        if sr:
+            m.d.comb += add.rand.eq(staged[6])
+        for cut in ADD_CUTS:           # the valid bit follows the adder's registers
+            pipe.cut(cut)
+        out_side = add.side_out
         tree, phase, offset = out_side[:Wt], out_side[Wt], out_side[Wt + 1:]
-        self._drive_sum(m, pipe, tree, phase, offset, rounder.o.as_value())
+        self._drive_sum(m, pipe, tree, phase, offset, add.o.as_value())
 
     def _drive_sum(self, m, pipe, tree, phase, offset, acc_out=None):
         """``sum = tree << phase``, ``lsb_exp = offset - 6`` (and ``acc_out``) through "output"."""
@@ -469,7 +451,50 @@ class MAC4(wiring.Component):
         m.d.comb += [self.sum.eq(total), self.acc_out.eq(acc_out)]
 
 
-def build(lanes=8, mode="dot", x_signed=True, w_signed=True, acc_format="e6m9", rounding="rne",
-          rand_bits=8, acc_bits=32, stages=0):
-    """Factory used by the unit registry (``lowbit export mac4``)."""
-    return MAC4(lanes, mode, x_signed, w_signed, acc_format, rounding, rand_bits, acc_bits, stages)
+class Mac4LaneSum(wiring.Component):
+    """The exact INT4 x FP4 lane sum of one beat, the accumulator's ``--front mac4``. Combinational.
+
+    ``o.sum * 2**o.lsb_exp`` equals :func:`golden.mac4.mac4_dot`'s ``S``: the phase, common to the
+    beat, moves the exponent (``lsb_exp = offset - 6 + phase``) instead of shifting the sum.
+
+    Members
+    -------
+    x, g : In(4 * lanes)
+        INT4 codes and FP4 (``fp4_r4``) codes, lane ``k`` in bits ``4k ... 4k+3``.
+    phase : In(1)
+    offset : In(signed(8))
+    o : Out(LaneSumLayout(...))
+    """
+
+    @rejects_quietly
+    def __init__(self, lanes, x_signed=True):
+        self._lanes = check_int("lanes", lanes, 1, MAX_LANES)
+        self._x_signed = check_bool("x_signed", x_signed)
+        super().__init__({
+            "x": In(4 * lanes), "g": In(4 * lanes), "phase": In(1), "offset": In(signed(OFFSET_BITS)),
+            "o": Out(LaneSumLayout(self.sum_width, exp_shape_for(*self.lsb_exp_range))),
+        })
+
+    @property
+    def sum_width(self):
+        lo, hi = product_range(self._x_signed)      # includes phase 1: halve for the phase-0 sum
+        return twos_width(self._lanes * (lo // 2), self._lanes * (hi // 2))
+
+    @property
+    def lsb_exp_range(self):
+        return (OFFSET_MIN + LSB_EXP_SHIFT, OFFSET_MAX + LSB_EXP_SHIFT + 1)
+
+    def elaborate(self, platform):
+        m = Module()
+        width, total, correction = self.sum_width, 0, 0
+        for k in range(self._lanes):
+            row, carry = fp4_lane(m, self.x[4 * k:4 * k + 4], self.g[4 * k:4 * k + 4], self._x_signed,
+                                  name=f"lane{k}")
+            total = total + row + carry
+            correction -= 1 << (len(row) - 1)      # each row stands for its product + 2**(len-1)
+        m.d.comb += [
+            self.o.sum.eq((total + Const(correction % (1 << width), width))[:width]),
+            self.o.lsb_exp.eq(self.offset + LSB_EXP_SHIFT + self.phase),
+            self.o.nan.eq(0), self.o.inf.eq(0), self.o.inf_sign.eq(0), self.o.zero_sign.eq(0),
+        ]
+        return m

@@ -11,7 +11,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.formats import FixedFormat, check_rand_bits, check_rounding
+from golden.checks import check_rand_bits, check_rounding
+from golden.formats import FixedFormat
 from golden.stochastic_round import check_sr_formats
 
 from ..float import FloatLayout, RawLayout, Unpack, exp_shape_for
@@ -21,7 +22,7 @@ from ..rounder import Rounder
 from .lfsr import LFSR, RandSource
 from ..validate import rejects_quietly
 
-__all__ = ["StochasticRound", "LFSR", "build"]
+__all__ = ["StochasticRound", "LFSR"]
 
 
 class StochasticRound(wiring.Component):
@@ -143,10 +144,3 @@ class StochasticRound(wiring.Component):
         if self.clocked:
             m.d.comb += self.valid_out.eq(pipe.valid_out)
         return m
-
-
-def build(source="fp32", target="fp8_e5m2", rounding="sr", rand_bits=8, rand_source="lfsr", lfsr_width=16,
-          lfsr_taps=None, seed=1, stages=0):
-    """Factory used by the unit registry (``lowbit export stochastic_round``)."""
-    return StochasticRound(source, target, rounding, rand_bits, rand_source, lfsr_width, lfsr_taps, seed,
-                           stages)

@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from golden.formats import Format
+
 from ..units import UNITS, UnitError
 from .reference import REF_MAC
 
@@ -63,8 +65,10 @@ def find_unit(name):
 
 
 def json_value(value):
-    """``value`` as JSON data (tuples become lists)."""
-    return list(value) if isinstance(value, tuple) else value
+    """``value`` as JSON data (tuples become lists, formats their names or specs)."""
+    if isinstance(value, tuple):
+        return list(value)
+    return str(value) if isinstance(value, Format) else value
 
 
 @dataclass(frozen=True)

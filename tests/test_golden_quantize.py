@@ -1,0 +1,262 @@
+"""Tests of golden/quantize.py (FP4 with two-phase rounding, GradScale, PACT, SAWB, max-abs INT4)
+against independent exact references (fractions.Fraction)."""
+
+from fractions import Fraction
+from math import floor, fsum, sqrt
+
+import numpy as np
+import pytest
+
+from fp4ref import FP4, fp4_frac, grid
+from golden.exact import round_fraction
+from golden.mac4 import fp4_value
+from golden.quantize import (gradscale_init, gradscale_update, quantize_fp4, quantize_int4_maxabs,
+                             quantize_int4_pact, quantize_int4_sawb, tpr_quantize)
+
+RNG_SEED = 20200
+
+
+# -- FP4 quantizers ---------------------------------------------------------------------------------
+
+def _sample_values(rng, scale_exp, phase):
+    mags = 2.0 ** rng.uniform(-9, 8, 400)
+    base = [Fraction(4) ** k for k in range(-4, 4)]
+    special = [b * c for b in base for c in (1, Fraction(5, 2), Fraction(3, 2))]    # grid points, midpoints
+    special += [Fraction(64), Fraction(100), Fraction(1, 10 ** 6)]
+    vals = list(mags) + [float(v) for v in special] + [np.nextafter(float(v), np.inf) for v in special] \
+        + [np.nextafter(float(v), 0) for v in special]
+    vals = np.array(vals) * 2.0 ** (scale_exp + phase)
+    signs = rng.choice([-1.0, 1.0], len(vals))
+    return vals * signs
+
+
+@pytest.mark.parametrize("phase", [0, 1])
+@pytest.mark.parametrize("scale_exp", [0, -7, 5])
+@pytest.mark.parametrize("rounding", ["rne", "rna", "rtz"])
+def test_quantize_fp4_nearest(phase, scale_exp, rounding):
+    rng = np.random.default_rng(RNG_SEED + phase + 10 * scale_exp)
+    vals = _sample_values(rng, scale_exp, phase)
+    codes = quantize_fp4(vals, phase, rounding, scale_exp=scale_exp)
+    G = grid(phase, scale_exp)
+    unit = Fraction(2) ** (phase + scale_exp)
+    for v, c in zip(vals, codes):
+        v = Fraction(float(v))
+        q = fp4_frac(int(c), phase, scale_exp)
+        assert q in G
+        assert q == 0 or (q < 0) == (v < 0)
+        y = abs(v) / unit                                    # the value on the 4**k grid
+        if y >= Fraction(1, 64):
+            if rounding == "rtz":
+                assert abs(q) == max(abs(p) for p in G if abs(p) <= abs(v))
+            else:
+                d = abs(q - v)
+                assert not any(abs(p - v) < d for p in G)        # nearest
+                ties = [p for p in G if abs(p - v) == d and p != q]
+                if ties:                                           # tie: even exponent field / away
+                    assert rounding == "rne" and (int(c) & 7) % 2 == 0 or \
+                        rounding == "rna" and abs(q) > abs(ties[0])
+        else:   # below 4**-3: unbounded-exponent rounding (grid 4**-4, 4**-3), then flush below 4**-3
+            mid = Fraction(5, 2) * Fraction(4) ** -4
+            if rounding == "rtz" or y < mid or (y == mid and rounding == "rne"):
+                assert q == 0 and (int(c) >> 3) == (v < 0)      # signed zero
+            else:
+                assert abs(q) == Fraction(1, 64) * unit
+
+
+def test_tpr_phase1_is_twice_grid():
+    rng = np.random.default_rng(RNG_SEED)
+    vals = _sample_values(rng, 0, 0)
+    c0, c1 = tpr_quantize(vals)
+    for ph, c in ((0, c0), (1, c1)):
+        assert all(Fraction(float(f)) == fp4_frac(int(k), ph, -2) for f, k in zip(fp4_value(c, ph, -2), c))
+    g1 = set(grid(1))
+    for v, a, b in zip(vals, c0, c1):
+        q0, q1 = fp4_frac(int(a), 0), fp4_frac(int(b), 1)
+        assert q1 in g1 and q1 == 2 * fp4_frac(int(b), 0)
+        v = Fraction(float(v))
+        if abs(v) >= Fraction(1, 32):
+            assert not any(abs(p - v) < abs(q1 - v) for p in g1)
+        if abs(v) >= Fraction(1, 64):
+            assert not any(abs(p - v) < abs(q0 - v) for p in grid(0))
+
+
+@pytest.mark.parametrize("phase", [0, 1])
+@pytest.mark.parametrize("R", [1, 3, 8])
+def test_quantize_fp4_sr_sweep(phase, R):
+    rng = np.random.default_rng(RNG_SEED + R + phase)
+    scale_exp = -3
+    unit = Fraction(2) ** (phase + scale_exp)
+    vals = np.concatenate([2.0 ** rng.uniform(-6, 6, 30) * rng.choice([-1, 1], 30), [1.0, -4.0, 200.0],
+                           [0.012, -0.009, 0.005, 2.0 ** -7, -(2.0 ** -8)]])   # the last: below 4**-3
+    vals = vals * float(unit)
+    r = np.arange(1 << R)
+    codes = quantize_fp4(vals[:, None], phase, "sr", rbits=r[None, :], rand_bits=R, scale_exp=scale_exp)
+    for v, row in zip(vals, codes):
+        y = abs(Fraction(float(v))) / unit
+        got = sum(fp4_frac(int(c), phase, scale_exp) for c in row) / (1 << R)
+        for rr, c in zip(r, row):      # every single draw agrees with the exact reference rounding
+            assert int(c) == round_fraction(FP4, Fraction(float(v)) / unit, "sr", r=int(rr), rand_bits=R)
+        if y < Fraction(1, 64):        # unbounded exponent: grid 4**-4, 4**-3, and 4**-4 flushes to 0
+            up = floor((y - Fraction(1, 256)) / Fraction(3, 256) * 2 ** R) if y >= Fraction(1, 256) else 0
+            assert abs(got) == Fraction(1, 64) * unit * Fraction(up, 2 ** R)
+            continue
+        if y >= 64:
+            assert got == (64 if v > 0 else -64) * unit
+            continue
+        k = max(k for k in range(-3, 4) if Fraction(4) ** k <= y)
+        lo, hi = Fraction(4) ** k, Fraction(4) ** (k + 1)
+        frac = (y - lo) / (hi - lo)
+        expect = (lo + (hi - lo) * Fraction(floor(frac * 2 ** R), 2 ** R)) * unit
+        assert got == (expect if v > 0 else -expect)
+        assert abs(abs(got) - y * unit) < (hi - lo) * unit / 2 ** R        # bias below one r step
+
+
+def test_tpr_sr_needs_pair():
+    vals = np.array([0.3, -1.7, 5.0])
+    r0, r1 = np.array([0, 7, 3]), np.array([5, 1, 2])
+    c0, c1 = tpr_quantize(vals, "sr", rbits=(r0, r1), rand_bits=3)
+    assert np.array_equal(c0, quantize_fp4(vals, 0, "sr", rbits=r0, rand_bits=3))
+    assert np.array_equal(c1, quantize_fp4(vals, 1, "sr", rbits=r1, rand_bits=3))
+    with pytest.raises(ValueError, match="rbits"):
+        tpr_quantize(vals, "sr", rbits=r0, rand_bits=3)
+
+
+# -- GradScale --------------------------------------------------------------------------------------
+
+def gradscale_ref(se, m, F):
+    if not np.isfinite(m):
+        return se + 1
+    scaled = Fraction(float(m)) / Fraction(2) ** se
+    F = Fraction(float(F))
+    return se + 1 if scaled > F else se - 1 if scaled <= F / 2 else se
+
+
+def test_gradscale_cases():
+    # per layer: keep, shrink, grow, boundaries exactly
+    se = np.array([0, 0, 0, 3, 3, -2, -2, 5, 0, 0])
+    m = np.array([40.0, 64.5, 32.0, 512.0, np.nextafter(512.0, np.inf), 8.0, np.nextafter(8.0, np.inf),
+                  0.0, np.inf, np.nan])
+    assert list(gradscale_update(se, m)) == [0, 1, -1, 3, 4, -3, -2, 4, 1, 1]
+    rng = np.random.default_rng(RNG_SEED)
+    for F in (64.0, 6.0, 448.0):
+        se = rng.integers(-40, 40, 300)
+        m = 2.0 ** rng.uniform(-60, 60, 300)
+        m[:50] = F * 2.0 ** se[:50].astype(float)
+        m[50:100] = F / 2 * 2.0 ** se[50:100].astype(float)
+        out = gradscale_update(se, m, F)
+        assert [int(o) for o in out] == [gradscale_ref(int(s), v, F) for s, v in zip(se, m)]
+
+
+def test_gradscale_init():
+    rng = np.random.default_rng(RNG_SEED)
+    for F in (64.0, 6.0, 448.0, 1.0):
+        m = np.concatenate([2.0 ** rng.uniform(-1070, 1000, 200), [5e-324, 1.0, 64.0, 32.0, 1e308]])
+        s = gradscale_init(m, F)
+        for v, e in zip(m, s):
+            scaled = Fraction(float(v)) / Fraction(2) ** int(e)
+            assert Fraction(F) / 2 < scaled <= Fraction(F)
+        assert np.array_equal(gradscale_update(s, m, F), s)     # the fixed point keeps
+    assert int(gradscale_init(0.0)) == 0
+    with pytest.raises(ValueError, match="finite"):
+        gradscale_init(np.inf)
+
+
+# -- INT4 quantizers --------------------------------------------------------------------------------
+
+def rne_int(t):
+    t = Fraction(float(t))
+    n = floor(t)
+    d = t - n
+    return n + 1 if d > Fraction(1, 2) or (d == Fraction(1, 2) and n % 2) else n
+
+
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("bits", [4, 2, 8])
+def test_pact(signed, bits):
+    rng = np.random.default_rng(RNG_SEED + bits)
+    alpha = 2.5
+    v = np.concatenate([rng.uniform(-4, 4, 500), [0.0, alpha, -alpha, 10.0, -10.0, alpha / 3]])
+    codes, scale = quantize_int4_pact(v, alpha, bits=bits, signed=signed)
+    qmax = 2 ** (bits - 1) - 1 if signed else 2 ** bits - 1
+    assert scale == alpha / qmax and codes.dtype == np.uint8
+    for x, c in zip(v, codes):
+        c = int(c)
+        assert 0 <= c < 2 ** bits
+        q = c - 2 ** bits if signed and c >= 2 ** (bits - 1) else c
+        assert (-qmax if signed else 0) <= q <= qmax
+        xc = min(max(x, -alpha if signed else 0.0), alpha)
+        assert q == rne_int(xc / scale)
+        assert abs(q * scale - xc) <= scale / 2 * (1 + 1e-12)
+
+
+def test_pact_sr_and_rtz():
+    alpha = 1.5
+    v = np.linspace(-0.5, 2.0, 101)
+    codes, scale = quantize_int4_pact(v, alpha, rounding="rtz")
+    assert [int(c) for c in codes] == [floor(Fraction(float(min(max(x, 0.0), alpha) / scale))) for x in v]
+    R = 4
+    t = 0.3 / scale
+    c, _ = quantize_int4_pact(np.full(1 << R, 0.3), alpha, rounding="sr", rbits=np.arange(1 << R), rand_bits=R)
+    frac = Fraction(float(t)) - floor(Fraction(float(t)))
+    assert sum(int(x) for x in c) == (1 << R) * floor(float(t)) + floor(frac * 2 ** R)
+
+
+def test_maxabs():
+    rng = np.random.default_rng(RNG_SEED)
+    w = rng.normal(size=(6, 50))
+    codes, scale = quantize_int4_maxabs(w)
+    assert scale == np.max(np.abs(w)) / 7
+    ints = np.where(codes >= 8, codes.astype(int) - 16, codes.astype(int))
+    assert ints.min() >= -7 and ints.max() <= 7 and 7 in np.abs(ints)
+    assert all(int(q) == rne_int(x / scale) for x, q in zip(w.ravel(), ints.ravel()))
+    # per-row scales
+    codes_r, scale_r = quantize_int4_maxabs(w, axis=1)
+    assert scale_r.shape == (6, 1) and np.all(scale_r[:, 0] == np.max(np.abs(w), axis=1) / 7)
+    ints_r = np.where(codes_r >= 8, codes_r.astype(int) - 16, codes_r.astype(int))
+    assert np.all(np.max(np.abs(ints_r), axis=1) == 7)
+    # all zero
+    c0, s0 = quantize_int4_maxabs(np.zeros(5))
+    assert s0 == 0 and not np.any(c0)
+
+
+def test_sawb_formula():
+    rng = np.random.default_rng(RNG_SEED)
+    w = rng.normal(0, 0.05, 2000)
+    codes, scale = quantize_int4_sawb(w)
+    ew2 = fsum(float(x) ** 2 for x in w) / len(w)
+    ew1 = fsum(abs(float(x)) for x in w) / len(w)
+    alpha = 12.1 * sqrt(ew2) - 12.2 * ew1
+    assert 0 < alpha < np.max(np.abs(w))                      # Gaussian: clips the tails
+    assert abs(7 * scale - alpha) <= 1e-12 * alpha
+    ints = np.where(codes >= 8, codes.astype(int) - 16, codes.astype(int))
+    assert ints.min() == -7 and ints.max() == 7
+    for x, q in zip(w, ints):
+        xc = min(max(float(x), -alpha), alpha)
+        assert abs(q * scale - xc) <= scale / 2 * (1 + 1e-9)
+    # coefficients are parameters
+    _, s2 = quantize_int4_sawb(w, c1=3.212, c2=2.178)
+    assert abs(7 * s2 - (3.212 * sqrt(ew2) - 2.178 * ew1)) <= 1e-12 * 7 * s2
+    # constant magnitude: alpha = 12.1 - 12.2 < 0 -> falls back to max|w|
+    c, s = quantize_int4_sawb(np.array([1.0, -1.0, 1.0, -1.0]))
+    assert s == 1 / 7 and list(c) == [7, 9, 7, 9]
+    # per-channel
+    wc = rng.normal(0, 1, (3, 400)) * np.array([[0.1], [1.0], [10.0]])
+    _, sc = quantize_int4_sawb(wc, axis=1)
+    for i in range(3):
+        a = 12.1 * sqrt(fsum(x * x for x in wc[i]) / 400) - 12.2 * fsum(abs(x) for x in wc[i]) / 400
+        assert abs(7 * sc[i, 0] - a) <= 1e-12 * a
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: quantize_fp4([1.0], 0, "sr", rbits=None, rand_bits=0), "rand_bits"),
+    (lambda: quantize_fp4([1.0], scale_exp=0.5), "scale_exp must be integers"),
+    (lambda: gradscale_update(0, -1.0), "nonnegative"),
+    (lambda: gradscale_update(0, 1.0, fmt_max=0), "fmt_max"),
+    (lambda: quantize_int4_pact([1.0], 0.0), "alpha"),
+    (lambda: quantize_int4_pact([1.0], 1.0, bits=9), "bits"),
+    (lambda: quantize_int4_maxabs([np.nan]), "finite"),
+    (lambda: quantize_int4_sawb([]), "nonempty"),
+])
+def test_validation(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
