@@ -7,6 +7,8 @@ import dataclasses
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -182,6 +184,16 @@ def test_cli_user_errors_are_one_line(argv, message, capsys, tmp_path):
     err = capsys.readouterr().err
     assert err.startswith("lowbit: error: ") and message in err
     assert err.count("\n") == 1
+
+
+def test_synth_cli_does_not_import_the_lowbit_cli():
+    """``hw.cli`` registers ``synth`` in its command table; ``hw.synth.cli`` takes the shared argument
+    helpers from ``hw.cliargs``, so the two command modules form no import cycle."""
+    code = "import sys, hw.synth.cli; print(sorted(m for m in sys.modules if m in ('hw.cli', 'hw.cliargs')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["['hw.cliargs']"]
+    from hw.cli import COMMANDS
+    assert "synth" in COMMANDS
 
 
 def test_default_liberty_is_beside_the_checkout(monkeypatch):

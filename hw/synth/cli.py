@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..cli import UsageError, split_unit_args, unit_help
+from ..cliargs import UsageError, split_unit_args, unit_help
 from ..tools import ToolError
 from ..units import Unit, UnitError
 from . import timing
