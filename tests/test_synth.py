@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 import os
 import stat
@@ -202,6 +203,20 @@ def test_default_liberty_is_beside_the_checkout(monkeypatch):
     monkeypatch.setenv("LOWBIT_LIBERTY", "/x/y.lib")
     assert default_liberty() == Path("/x/y.lib")
     assert default_liberty("/a.lib") == Path("/a.lib")
+
+
+def test_unpacked_liberty_follows_the_bytes_of_its_source(tmp_path):
+    newer, older = tmp_path / "pdk" / "cells.lib", tmp_path / "bundled" / "cells.lib.gz"
+    newer.parent.mkdir()
+    older.parent.mkdir()
+    newer.write_text("library (pdk) {}\n")
+    older.write_bytes(gzip.compress(b"library (bundled) {}\n"))
+    os.utime(older, (1_000_000, 1_000_000))  # the bundled copy is older than any unpacked file
+    out = tmp_path / "out"
+    assert unpack_liberty(newer, out).read_text() == "library (pdk) {}\n"
+    assert unpack_liberty(older, out).read_text() == "library (bundled) {}\n"
+    assert unpack_liberty(older, out).read_text() == "library (bundled) {}\n"
+    assert unpack_liberty(newer, out).read_text() == "library (pdk) {}\n"
 
 
 # ---- flows (YoWASP tools) ----------------------------------------------------------------------
