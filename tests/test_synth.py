@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import hashlib
 import json
 import os
 import stat
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from hw.synth import cli_main, config_from_args, find_unit, load_matrix, premap_cells, run_configs
-from hw.synth.config import REPO_ROOT, default_liberty, scripts_dir
+from hw.synth.config import BUNDLED_LIBERTY, PDK_LIBERTY, Liberty, find_liberty, scripts_dir
 from hw.synth.flows import SETTINGS, FlowEnv, fmax_from_report, tool_versions, unpack_liberty
 from hw.synth.reference import RefMac
 from hw.synth import timing
@@ -197,12 +198,42 @@ def test_synth_cli_does_not_import_the_lowbit_cli():
     assert "synth" in COMMANDS
 
 
-def test_default_liberty_is_beside_the_checkout(monkeypatch):
-    monkeypatch.delenv("LOWBIT_LIBERTY", raising=False)
-    assert default_liberty() == REPO_ROOT.parent / "shared" / "liberty" / "sky130_fd_sc_hd__tt_025C_1v80.lib.gz"
-    monkeypatch.setenv("LOWBIT_LIBERTY", "/x/y.lib")
-    assert default_liberty() == Path("/x/y.lib")
-    assert default_liberty("/a.lib") == Path("/a.lib")
+def test_liberty_lookup_order_ends_with_the_bundled_copy(tmp_path):
+    pdk_root = tmp_path / "pdk"
+    pdk = pdk_root / PDK_LIBERTY
+    pdk.parent.mkdir(parents=True)
+    pdk.write_text("library (x) {}\n")
+    assert PDK_LIBERTY.as_posix() == "sky130A/libs.ref/sky130_fd_sc_hd/lib/sky130_fd_sc_hd__tt_025C_1v80.lib"
+    assert find_liberty(environ={}) == Liberty(BUNDLED_LIBERTY, "bundled")
+    assert BUNDLED_LIBERTY.is_file()
+    assert find_liberty(environ={"PDK_ROOT": str(pdk_root)}) == Liberty(pdk, "$PDK_ROOT")
+    elsewhere = find_liberty(environ={"PDK_ROOT": str(tmp_path / "other")})
+    assert elsewhere.path == BUNDLED_LIBERTY and "$PDK_ROOT has no" in elsewhere.note
+    env = {"PDK_ROOT": str(pdk_root), "LOWBIT_LIBERTY": "/x/y.lib"}
+    assert find_liberty(environ=env) == Liberty(Path("/x/y.lib"), "$LOWBIT_LIBERTY")
+    assert find_liberty("/a.lib", environ=env) == Liberty(Path("/a.lib"), "--liberty")
+    assert Liberty(BUNDLED_LIBERTY, "bundled").label == "hw/synth/liberty/sky130_fd_sc_hd__tt_025C_1v80.lib.gz"
+
+
+def test_bundled_liberty_is_the_documented_file_with_its_licence():
+    folder = BUNDLED_LIBERTY.parent
+    readme, data = (folder / "README.md").read_text(), BUNDLED_LIBERTY.read_bytes()
+    assert hashlib.sha256(data).hexdigest() in readme
+    assert hashlib.sha256(gzip.decompress(data)).hexdigest() in readme
+    for source in ("google/skywater-pdk-libs-sky130_fd_sc_hd", "timing/sky130_fd_sc_hd__tt_025C_1v80.lib",
+                   "The-OpenROAD-Project/OpenSTA"):
+        assert source in readme
+    licence = (folder / "LICENSE").read_text()
+    assert "Apache License" in licence and "Version 2.0, January 2004" in licence
+    assert "END OF TERMS AND CONDITIONS" in licence  # the full text, not a pointer to it
+
+
+def test_a_missing_liberty_names_where_it_came_from(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("LOWBIT_LIBERTY", str(tmp_path / "none.lib"))
+    assert cli_main(["ref_mac", "--flows", "asic", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lowbit: error: liberty file not found: {tmp_path / 'none.lib'} (from $LOWBIT_LIBERTY")
+    assert err.count("\n") == 1
 
 
 def test_unpacked_liberty_follows_the_bytes_of_its_source(tmp_path):
@@ -221,23 +252,16 @@ def test_unpacked_liberty_follows_the_bytes_of_its_source(tmp_path):
 
 # ---- flows (YoWASP tools) ----------------------------------------------------------------------
 
-def _liberty_or_skip():
-    path = default_liberty()
-    if not path.is_file():
-        pytest.skip(f"no liberty at {path}")
-    return path
-
-
 def _asic_env(out):
-    liberty = _liberty_or_skip()
-    return FlowEnv(scripts=scripts_dir(), liberty=unpack_liberty(liberty, out).resolve(), sta=None,
-                   versions=tool_versions(liberty))
+    return FlowEnv(scripts=scripts_dir(), liberty=unpack_liberty(BUNDLED_LIBERTY, out).resolve(), sta=None,
+                   versions=tool_versions(BUNDLED_LIBERTY))
 
 
 @pytest.mark.synth
 def test_smoke_runs_every_flow_with_sane_numbers_and_repeats_exactly(tmp_path, monkeypatch):
-    _liberty_or_skip()
     monkeypatch.setattr(timing, "find_sta", lambda: None)  # the flow must not depend on OpenSTA
+    monkeypatch.delenv("LOWBIT_LIBERTY", raising=False)
+    monkeypatch.delenv("PDK_ROOT", raising=False)
     out = tmp_path / "smoke"
     assert cli_main(["--smoke", "--out", str(out), "-j", "2"]) == 0
     first = (out / "report.json").read_text()
@@ -255,7 +279,11 @@ def test_smoke_runs_every_flow_with_sane_numbers_and_repeats_exactly(tmp_path, m
             for variant in SETTINGS[family]["variants"]:
                 v = r["flows"][family]["variants"][variant]
                 assert v["luts"] + v["dsps"] > 0 and v["ffs"] > 0 and v["fmax_mhz"] > 0
-    assert "| ref_mac |" in (out / "report.md").read_text()
+    assert report["liberty"] == {"path": "hw/synth/liberty/sky130_fd_sc_hd__tt_025C_1v80.lib.gz",
+                                 "source": "bundled"}
+    markdown = (out / "report.md").read_text()
+    assert "| ref_mac |" in markdown
+    assert "- Liberty: `hw/synth/liberty/sky130_fd_sc_hd__tt_025C_1v80.lib.gz` (bundled with lowbit)" in markdown
     assert cli_main(["--smoke", "--out", str(out), "-j", "2", "--force"]) == 0
     assert (out / "report.json").read_text() == first
 
