@@ -8,9 +8,11 @@ import gzip
 import hashlib
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -391,3 +393,71 @@ def test_cache_key_covers_the_flow_code_only(monkeypatch):
         assert key_with_edited(name) != base, name
     for name in ("report.py", "cli.py", "run.py"):
         assert key_with_edited(name) == base, name
+
+
+# ---- a user's clone and a non-editable install -----------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _user_env(**extra):
+    """The environment of a user who has set nothing for lowbit (no liberty, no PDK)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("LOWBIT_LIBERTY", "PDK_ROOT", "PYTHONPATH")}
+    return {**env, **extra}
+
+
+def _run(cmd, cwd, env):
+    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(map(str, cmd))} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def _asic_area(out):
+    (result,) = Path(out).glob("*/asic/result.json")
+    return json.loads(result.read_text())["result"]["area_um2"]
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory):
+    """A ``git clone`` of this repository's committed state, with no ``shared/`` folder beside it."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    inside = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--is-inside-work-tree"], capture_output=True,
+                            text=True)
+    if inside.stdout.strip() != "true":
+        pytest.skip(f"{ROOT} is not a git checkout")
+    path = tmp_path_factory.mktemp("user") / "lowbit"
+    _run(["git", "clone", "-q", ROOT, path], ROOT, _user_env())
+    assert sorted(p.name for p in path.parent.iterdir()) == ["lowbit"]
+    return path.resolve()
+
+
+@pytest.mark.synth
+def test_lowbit_synth_runs_the_asic_flow_in_a_fresh_clone(clone, tmp_path):
+    # The clone's own code (cwd and PYTHONPATH), started as the lowbit command: python -m hw.cli.
+    out = tmp_path / "out"
+    stdout = _run([sys.executable, "-m", "hw.cli", "synth", "ref_mac", "--width", "4", "--flows", "asic",
+                   "--out", out], clone, _user_env(PYTHONPATH=str(clone)))
+    bundled = clone / "hw" / "synth" / "liberty" / "sky130_fd_sc_hd__tt_025C_1v80.lib.gz"
+    assert f"liberty: {bundled} (bundled with lowbit)" in stdout.splitlines()
+    assert _asic_area(out) > 0
+
+
+@pytest.mark.synth
+def test_a_non_editable_install_runs_lowbit_synth_from_any_folder(clone, tmp_path):
+    site, elsewhere, out = tmp_path / "site", tmp_path / "elsewhere", tmp_path / "out"
+    elsewhere.mkdir()
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-compile", "--target", site]
+    try:  # pyproject.toml asks for setuptools >= 68; an older one means an isolated build
+        if int(metadata.version("setuptools").split(".")[0]) >= 68:
+            pip.append("--no-build-isolation")
+    except metadata.PackageNotFoundError:
+        pass
+    _run([*pip, clone], elsewhere, _user_env())
+    bundled = (site / "hw" / "synth" / "liberty" / "sky130_fd_sc_hd__tt_025C_1v80.lib.gz").resolve()
+    assert bundled.read_bytes() == BUNDLED_LIBERTY.read_bytes()
+    stdout = _run([site / "bin" / "lowbit", "synth", "ref_mac", "--width", "4", "--flows", "asic", "--out", out],
+                  elsewhere, _user_env(PYTHONPATH=str(site)))
+    assert f"liberty: {bundled} (bundled with lowbit)" in stdout.splitlines()
+    assert _asic_area(out) > 0
+    assert sorted(p.name for p in elsewhere.iterdir()) == []  # nothing written into the working folder
