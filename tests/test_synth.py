@@ -238,6 +238,14 @@ def test_a_missing_liberty_names_where_it_came_from(monkeypatch, capsys, tmp_pat
     assert err.count("\n") == 1
 
 
+def test_an_unreadable_liberty_is_one_line(capsys, tmp_path):
+    bad = tmp_path / "cells.lib.gz"
+    bad.write_text("not gzip data\n")
+    assert cli_main(["ref_mac", "--flows", "asic", "--liberty", str(bad), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lowbit: error: cannot read liberty {bad} (from --liberty): ") and err.count("\n") == 1
+
+
 def test_unpacked_liberty_follows_the_bytes_of_its_source(tmp_path):
     newer, older = tmp_path / "pdk" / "cells.lib", tmp_path / "bundled" / "cells.lib.gz"
     newer.parent.mkdir()

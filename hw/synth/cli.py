@@ -100,7 +100,10 @@ def _environment(flows, opts, out):
     chosen, liberty = None, None
     if "asic" in flows:
         chosen = _liberty(opts)
-        liberty = unpack_liberty(chosen.path, out).resolve()
+        try:
+            liberty = unpack_liberty(chosen.path, out).resolve()
+        except (OSError, EOFError) as e:  # not gzip data, truncated, unreadable
+            raise SynthError(f"cannot read liberty {chosen.path} (from {chosen.source}): {e}") from None
         print(f"liberty: {chosen.describe()}", flush=True)
     sta = timing.find_sta() if "asic" in flows else None
     if "asic" in flows and sta is None:
