@@ -1,8 +1,9 @@
-# Synthesis flows (see synth/README.md). Examples:
+# Synthesis flows (see docs/synthesis.md). Examples:
 #   make synth                                   default matrix -> build/synth/report.{json,md}, area.png
 #   make synth UNIT=fp8_fma ARGS="--acc-format e6m9 --stages 2"
 #   make synth-smoke                             one tiny design through every flow (about a minute)
-# Variables: PYTHON (default python), JOBS (default 2), LIBERTY (sky130 .lib[.gz]), FLOWS, FORCE=1.
+# Variables: PYTHON (default python), JOBS (default 2), LIBERTY (sky130 .lib[.gz]; default: lowbit's
+# own copy, see docs/synthesis.md), FLOWS, FORCE=1. Build folders are relative to the current folder.
 
 PYTHON ?= python
 JOBS ?= 2

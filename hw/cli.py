@@ -21,6 +21,7 @@ import warnings
 from pathlib import Path
 
 from . import __version__
+from .cliargs import UsageError, split_unit_args, unit_help
 from .units import UNITS, get_unit
 
 EXIT_USAGE = 2
@@ -38,76 +39,9 @@ commands:
 """
 
 
-class UsageError(Exception):
-    pass
-
-
 def _fail(msg):
     print(f"lowbit: error: {msg}", file=sys.stderr)
     return EXIT_USAGE
-
-
-def split_unit_args(unit, argv, extra_flags=(), extra_switches=()):
-    """Parse ``--param value`` pairs for ``unit``; return ``(params, extras)``.
-
-    ``extra_flags`` take a value, ``extra_switches`` do not; both land in ``extras`` keyed by their
-    name without dashes (``-o`` becomes ``o``). A value may not start with ``--`` (``--seed --stages 2``
-    is a missing value, not the value ``--stages``).
-    """
-    params, extras = {}, {}
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        key, eq, val = arg.partition("=")
-        if key in extra_switches:
-            if eq:
-                raise UsageError(f"{key} takes no value")
-            extras[key.lstrip("-").replace("-", "_")] = True
-            i += 1
-            continue
-        if not key.startswith("-"):
-            raise UsageError(f"unexpected argument {arg!r} (parameters are --name value)")
-        if not eq:
-            if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
-                raise UsageError(f"{key} needs a value{_value_hint(unit, key, extra_flags)}")
-            val = argv[i + 1]
-            i += 2
-        else:
-            i += 1
-        if key in extra_flags:
-            extras[key.lstrip("-").replace("-", "_")] = val
-            continue
-        name = key.lstrip("-").replace("-", "_")
-        param = unit.param(name)
-        if name in params:
-            raise UsageError(f"{key} given twice")
-        params[name] = param.parse(val)
-    return params, extras
-
-
-def _value_hint(unit, key, extra_flags):
-    """`` (...)`` saying what a flag takes, for the missing-value message."""
-    if key in extra_flags:
-        return ""
-    name = key.lstrip("-").replace("-", "_")
-    for p in unit.params:
-        if p.name == name:
-            what = {"int": "an integer", "ints": "comma-separated integers", "bool": "true or false",
-                    "format": "a format spec or preset (lowbit formats)"}.get(p.kind)
-            if p.kind == "choice":
-                what = "one of " + ", ".join(p.choices)
-            return f" ({what}; default {p.describe_default()})"
-    return ""
-
-
-def unit_help(unit):
-    """The unit's summary line and one line per parameter (flag, default, meaning)."""
-    lines = [f"{unit.name}: {unit.summary}"]
-    width = max(len(p.flag) for p in unit.params)
-    for p in unit.params:
-        extra = f" ({'|'.join(p.choices)})" if p.choices else ""
-        lines.append(f"  {p.flag:<{width}}  default {p.describe_default():<10} {p.help}{extra}")
-    return "\n".join(lines) + "\n"
 
 
 def wants_help(argv):
@@ -182,7 +116,13 @@ def cmd_export(argv):
     return 0
 
 
-COMMANDS = {"list": cmd_list, "formats": cmd_formats, "export": cmd_export}
+def cmd_synth(argv):
+    """``lowbit synth``: parses its own options and prints its own one-line errors."""
+    from .synth.cli import cli_main
+    return cli_main(argv)
+
+
+COMMANDS = {"list": cmd_list, "formats": cmd_formats, "export": cmd_export, "synth": cmd_synth}
 
 
 def _silence_unused():
@@ -224,14 +164,8 @@ def main(argv=None):
         print(f"lowbit {__version__}")
         return 0
     cmd = argv[0]
-    if cmd == "synth":
-        try:
-            from .synth import cli_main
-        except ImportError:
-            return _fail("the synthesis flow is not installed in this checkout")
-        return cli_main(argv[1:])
     if cmd not in COMMANDS:
-        return _fail(f"unknown command {cmd!r} (commands: {', '.join([*COMMANDS, 'synth'])})")
+        return _fail(f"unknown command {cmd!r} (commands: {', '.join(COMMANDS)})")
     try:
         status, error = _run_command(cmd, argv[1:])
     except BrokenPipeError:

@@ -4,15 +4,21 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
+import hashlib
 import json
 import os
+import shutil
 import stat
+import subprocess
+import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 
 from hw.synth import cli_main, config_from_args, find_unit, load_matrix, premap_cells, run_configs
-from hw.synth.config import REPO_ROOT, default_liberty, scripts_dir
+from hw.synth.config import BUNDLED_LIBERTY, PDK_LIBERTY, Liberty, find_liberty, scripts_dir
 from hw.synth.flows import SETTINGS, FlowEnv, fmax_from_report, tool_versions, unpack_liberty
 from hw.synth.reference import RefMac
 from hw.synth import timing
@@ -184,33 +190,88 @@ def test_cli_user_errors_are_one_line(argv, message, capsys, tmp_path):
     assert err.count("\n") == 1
 
 
-def test_default_liberty_is_beside_the_checkout(monkeypatch):
-    monkeypatch.delenv("LOWBIT_LIBERTY", raising=False)
-    assert default_liberty() == REPO_ROOT.parent / "shared" / "liberty" / "sky130_fd_sc_hd__tt_025C_1v80.lib.gz"
-    monkeypatch.setenv("LOWBIT_LIBERTY", "/x/y.lib")
-    assert default_liberty() == Path("/x/y.lib")
-    assert default_liberty("/a.lib") == Path("/a.lib")
+def test_synth_cli_does_not_import_the_lowbit_cli():
+    """``hw.cli`` registers ``synth`` in its command table; ``hw.synth.cli`` takes the shared argument
+    helpers from ``hw.cliargs``, so the two command modules form no import cycle."""
+    code = "import sys, hw.synth.cli; print(sorted(m for m in sys.modules if m in ('hw.cli', 'hw.cliargs')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["['hw.cliargs']"]
+    from hw.cli import COMMANDS
+    assert "synth" in COMMANDS
+
+
+def test_liberty_lookup_order_ends_with_the_bundled_copy(tmp_path):
+    pdk_root = tmp_path / "pdk"
+    pdk = pdk_root / PDK_LIBERTY
+    pdk.parent.mkdir(parents=True)
+    pdk.write_text("library (x) {}\n")
+    assert PDK_LIBERTY.as_posix() == "sky130A/libs.ref/sky130_fd_sc_hd/lib/sky130_fd_sc_hd__tt_025C_1v80.lib"
+    assert find_liberty(environ={}) == Liberty(BUNDLED_LIBERTY, "bundled")
+    assert BUNDLED_LIBERTY.is_file()
+    assert find_liberty(environ={"PDK_ROOT": str(pdk_root)}) == Liberty(pdk, "$PDK_ROOT")
+    elsewhere = find_liberty(environ={"PDK_ROOT": str(tmp_path / "other")})
+    assert elsewhere.path == BUNDLED_LIBERTY and "$PDK_ROOT has no" in elsewhere.note
+    env = {"PDK_ROOT": str(pdk_root), "LOWBIT_LIBERTY": "/x/y.lib"}
+    assert find_liberty(environ=env) == Liberty(Path("/x/y.lib"), "$LOWBIT_LIBERTY")
+    assert find_liberty("/a.lib", environ=env) == Liberty(Path("/a.lib"), "--liberty")
+    assert Liberty(BUNDLED_LIBERTY, "bundled").label == "hw/synth/liberty/sky130_fd_sc_hd__tt_025C_1v80.lib.gz"
+
+
+def test_bundled_liberty_is_the_documented_file_with_its_licence():
+    folder = BUNDLED_LIBERTY.parent
+    readme, data = (folder / "README.md").read_text(), BUNDLED_LIBERTY.read_bytes()
+    assert hashlib.sha256(data).hexdigest() in readme
+    assert hashlib.sha256(gzip.decompress(data)).hexdigest() in readme
+    for source in ("google/skywater-pdk-libs-sky130_fd_sc_hd", "timing/sky130_fd_sc_hd__tt_025C_1v80.lib",
+                   "The-OpenROAD-Project/OpenSTA"):
+        assert source in readme
+    licence = (folder / "LICENSE").read_text()
+    assert "Apache License" in licence and "Version 2.0, January 2004" in licence
+    assert "END OF TERMS AND CONDITIONS" in licence  # the full text, not a pointer to it
+
+
+def test_a_missing_liberty_names_where_it_came_from(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("LOWBIT_LIBERTY", str(tmp_path / "none.lib"))
+    assert cli_main(["ref_mac", "--flows", "asic", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lowbit: error: liberty file not found: {tmp_path / 'none.lib'} (from $LOWBIT_LIBERTY")
+    assert err.count("\n") == 1
+
+
+def test_an_unreadable_liberty_is_one_line(capsys, tmp_path):
+    bad = tmp_path / "cells.lib.gz"
+    bad.write_text("not gzip data\n")
+    assert cli_main(["ref_mac", "--flows", "asic", "--liberty", str(bad), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lowbit: error: cannot read liberty {bad} (from --liberty): ") and err.count("\n") == 1
+
+
+def test_unpacked_liberty_follows_the_bytes_of_its_source(tmp_path):
+    newer, older = tmp_path / "pdk" / "cells.lib", tmp_path / "bundled" / "cells.lib.gz"
+    newer.parent.mkdir()
+    older.parent.mkdir()
+    newer.write_text("library (pdk) {}\n")
+    older.write_bytes(gzip.compress(b"library (bundled) {}\n"))
+    os.utime(older, (1_000_000, 1_000_000))  # the bundled copy is older than any unpacked file
+    out = tmp_path / "out"
+    assert unpack_liberty(newer, out).read_text() == "library (pdk) {}\n"
+    assert unpack_liberty(older, out).read_text() == "library (bundled) {}\n"
+    assert unpack_liberty(older, out).read_text() == "library (bundled) {}\n"
+    assert unpack_liberty(newer, out).read_text() == "library (pdk) {}\n"
 
 
 # ---- flows (YoWASP tools) ----------------------------------------------------------------------
 
-def _liberty_or_skip():
-    path = default_liberty()
-    if not path.is_file():
-        pytest.skip(f"no liberty at {path}")
-    return path
-
-
 def _asic_env(out):
-    liberty = _liberty_or_skip()
-    return FlowEnv(scripts=scripts_dir(), liberty=unpack_liberty(liberty, out).resolve(), sta=None,
-                   versions=tool_versions(liberty))
+    return FlowEnv(scripts=scripts_dir(), liberty=unpack_liberty(BUNDLED_LIBERTY, out).resolve(), sta=None,
+                   versions=tool_versions(BUNDLED_LIBERTY))
 
 
 @pytest.mark.synth
 def test_smoke_runs_every_flow_with_sane_numbers_and_repeats_exactly(tmp_path, monkeypatch):
-    _liberty_or_skip()
     monkeypatch.setattr(timing, "find_sta", lambda: None)  # the flow must not depend on OpenSTA
+    monkeypatch.delenv("LOWBIT_LIBERTY", raising=False)
+    monkeypatch.delenv("PDK_ROOT", raising=False)
     out = tmp_path / "smoke"
     assert cli_main(["--smoke", "--out", str(out), "-j", "2"]) == 0
     first = (out / "report.json").read_text()
@@ -228,7 +289,11 @@ def test_smoke_runs_every_flow_with_sane_numbers_and_repeats_exactly(tmp_path, m
             for variant in SETTINGS[family]["variants"]:
                 v = r["flows"][family]["variants"][variant]
                 assert v["luts"] + v["dsps"] > 0 and v["ffs"] > 0 and v["fmax_mhz"] > 0
-    assert "| ref_mac |" in (out / "report.md").read_text()
+    assert report["liberty"] == {"path": "hw/synth/liberty/sky130_fd_sc_hd__tt_025C_1v80.lib.gz",
+                                 "source": "bundled"}
+    markdown = (out / "report.md").read_text()
+    assert "| ref_mac |" in markdown
+    assert "- Liberty: `hw/synth/liberty/sky130_fd_sc_hd__tt_025C_1v80.lib.gz` (bundled with lowbit)" in markdown
     assert cli_main(["--smoke", "--out", str(out), "-j", "2", "--force"]) == 0
     assert (out / "report.json").read_text() == first
 
@@ -336,3 +401,71 @@ def test_cache_key_covers_the_flow_code_only(monkeypatch):
         assert key_with_edited(name) != base, name
     for name in ("report.py", "cli.py", "run.py"):
         assert key_with_edited(name) == base, name
+
+
+# ---- a user's clone and a non-editable install -----------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _user_env(**extra):
+    """The environment of a user who has set nothing for lowbit (no liberty, no PDK)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("LOWBIT_LIBERTY", "PDK_ROOT", "PYTHONPATH")}
+    return {**env, **extra}
+
+
+def _run(cmd, cwd, env):
+    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(map(str, cmd))} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def _asic_area(out):
+    (result,) = Path(out).glob("*/asic/result.json")
+    return json.loads(result.read_text())["result"]["area_um2"]
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory):
+    """A ``git clone`` of this repository's committed state, with no ``shared/`` folder beside it."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    inside = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--is-inside-work-tree"], capture_output=True,
+                            text=True)
+    if inside.stdout.strip() != "true":
+        pytest.skip(f"{ROOT} is not a git checkout")
+    path = tmp_path_factory.mktemp("user") / "lowbit"
+    _run(["git", "clone", "-q", ROOT, path], ROOT, _user_env())
+    assert sorted(p.name for p in path.parent.iterdir()) == ["lowbit"]
+    return path.resolve()
+
+
+@pytest.mark.synth
+def test_lowbit_synth_runs_the_asic_flow_in_a_fresh_clone(clone, tmp_path):
+    # The clone's own code (cwd and PYTHONPATH), started as the lowbit command: python -m hw.cli.
+    out = tmp_path / "out"
+    stdout = _run([sys.executable, "-m", "hw.cli", "synth", "ref_mac", "--width", "4", "--flows", "asic",
+                   "--out", out], clone, _user_env(PYTHONPATH=str(clone)))
+    bundled = clone / "hw" / "synth" / "liberty" / "sky130_fd_sc_hd__tt_025C_1v80.lib.gz"
+    assert f"liberty: {bundled} (bundled with lowbit)" in stdout.splitlines()
+    assert _asic_area(out) > 0
+
+
+@pytest.mark.synth
+def test_a_non_editable_install_runs_lowbit_synth_from_any_folder(clone, tmp_path):
+    site, elsewhere, out = tmp_path / "site", tmp_path / "elsewhere", tmp_path / "out"
+    elsewhere.mkdir()
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-compile", "--target", site]
+    try:  # pyproject.toml asks for setuptools >= 68; an older one means an isolated build
+        if int(metadata.version("setuptools").split(".")[0]) >= 68:
+            pip.append("--no-build-isolation")
+    except metadata.PackageNotFoundError:
+        pass
+    _run([*pip, clone], elsewhere, _user_env())
+    bundled = (site / "hw" / "synth" / "liberty" / "sky130_fd_sc_hd__tt_025C_1v80.lib.gz").resolve()
+    assert bundled.read_bytes() == BUNDLED_LIBERTY.read_bytes()
+    stdout = _run([site / "bin" / "lowbit", "synth", "ref_mac", "--width", "4", "--flows", "asic", "--out", out],
+                  elsewhere, _user_env(PYTHONPATH=str(site)))
+    assert f"liberty: {bundled} (bundled with lowbit)" in stdout.splitlines()
+    assert _asic_area(out) > 0
+    assert sorted(p.name for p in elsewhere.iterdir()) == []  # nothing written into the working folder

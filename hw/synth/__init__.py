@@ -1,6 +1,6 @@
 """Synthesis flows: area and timing of the generated units (``make synth``, ``lowbit synth``).
 
-Flows (see ``synth/README.md``): generic gates, sky130 ASIC, iCE40 and ECP5, each run by the
+Flows (see ``docs/synthesis.md``): generic gates, sky130 ASIC, iCE40 and ECP5, each run by the
 YoWASP tools in a work folder under ``build/synth/<config-id>/<flow>/``. Public entry points:
 
 * :func:`cli_main` — the ``lowbit synth`` command (also ``python -m hw.synth``);

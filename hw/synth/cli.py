@@ -5,11 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..cli import UsageError, split_unit_args, unit_help
+from ..cliargs import UsageError, split_unit_args, unit_help
 from ..tools import ToolError
 from ..units import Unit, UnitError
 from . import timing
-from .config import SynthError, config_from_args, default_liberty, find_unit, load_matrix, scripts_dir
+from .config import SynthError, config_from_args, find_liberty, find_unit, load_matrix, scripts_dir
 from .flows import FLOWS, FlowEnv, tool_versions, unpack_liberty
 from .report import build_report, main_table, write_reports
 from .run import run_configs
@@ -18,18 +18,20 @@ __all__ = ["cli_main", "USAGE"]
 
 USAGE = """\
 usage: lowbit synth UNIT [--param value ...] [options]   one configuration
-       lowbit synth [--matrix FILE] [options]            the default matrix (synth/matrix.json)
+       lowbit synth [--matrix FILE] [options]            the default matrix (or FILE)
        lowbit synth --smoke [options]                    one tiny design through every flow
 
 options:
   --flows LIST     comma-separated subset of generic,asic,ice40,ecp5 (default: all)
   -j, --jobs N     parallel jobs (default 2)
   --out DIR        build folder (default build/synth, build/synth-smoke for --smoke)
-  --liberty PATH   sky130 liberty (.lib or .lib.gz; default $LOWBIT_LIBERTY, else
-                   ../shared/liberty/sky130_fd_sc_hd__tt_025C_1v80.lib.gz beside the checkout)
+  --liberty PATH   sky130 liberty (.lib or .lib.gz); default $LOWBIT_LIBERTY, else
+                   $PDK_ROOT/sky130A/libs.ref/sky130_fd_sc_hd/lib/sky130_fd_sc_hd__tt_025C_1v80.lib
+                   if that exists, else the copy bundled with lowbit (the same library)
   --force          ignore cached results
 A matrix or smoke run writes report.json, report.md and area.png into the build folder; a single
-configuration prints its row and keeps its results in <out>/<config-id>/.
+configuration prints its row and keeps its results in <out>/<config-id>/. A run with the asic flow
+prints the liberty it uses; the reports name it too.
 """
 
 _FLAGS = ("-j", "--jobs", "--out", "--liberty", "--flows", "--matrix")
@@ -80,19 +82,34 @@ def _jobs(opts):
     return jobs
 
 
+def _liberty(opts):
+    """The liberty for the ASIC flow (see :func:`find_liberty`); a one-line error if it is missing."""
+    chosen = find_liberty(opts.get("liberty"))
+    if chosen.path.is_file():
+        return chosen
+    if chosen.source == "bundled":
+        raise SynthError(f"the bundled liberty is missing: {chosen.path} (an incomplete lowbit installation: "
+                         "reinstall it, give --liberty, or leave asic out of --flows)")
+    raise SynthError(f"liberty file not found: {chosen.path} (from {chosen.source}; without --liberty and "
+                     "LOWBIT_LIBERTY the bundled copy is used; or leave asic out of --flows)")
+
+
 def _environment(flows, opts, out):
+    """``(env, liberty)``: what the flows share, and the chosen liberty (``None`` without asic)."""
     scripts = scripts_dir()
-    liberty_gz, liberty = None, None
+    chosen, liberty = None, None
     if "asic" in flows:
-        liberty_gz = default_liberty(opts.get("liberty"))
-        if not liberty_gz.is_file():
-            raise SynthError(f"liberty file not found: {liberty_gz} (set LIBERTY=path for make, --liberty "
-                             "or LOWBIT_LIBERTY, or leave asic out of --flows)")
-        liberty = unpack_liberty(liberty_gz, out).resolve()
+        chosen = _liberty(opts)
+        try:
+            liberty = unpack_liberty(chosen.path, out).resolve()
+        except (OSError, EOFError) as e:  # not gzip data, truncated, unreadable
+            raise SynthError(f"cannot read liberty {chosen.path} (from {chosen.source}): {e}") from None
+        print(f"liberty: {chosen.describe()}", flush=True)
     sta = timing.find_sta() if "asic" in flows else None
     if "asic" in flows and sta is None:
         print("note: OpenSTA (sta) is not on PATH; ASIC delays are lowbit's NLDM estimate", flush=True)
-    return FlowEnv(scripts=scripts, liberty=liberty, sta=sta, versions=tool_versions(liberty_gz, sta))
+    versions = tool_versions(chosen.path if chosen else None, sta)
+    return FlowEnv(scripts=scripts, liberty=liberty, sta=sta, versions=versions), chosen
 
 
 def run(argv):
@@ -110,11 +127,11 @@ def run(argv):
         section = "smoke" if opts.get("smoke") else "configs"
         configs, unavailable, baseline = load_matrix(opts.get("matrix") or scripts_dir() / "matrix.json", section)
     out = Path(opts.get("out") or ("build/synth-smoke" if opts.get("smoke") else "build/synth"))
-    env = _environment(flows, opts, out)
+    env, liberty = _environment(flows, opts, out)
     results, failed = run_configs(configs, flows, out, env, jobs=jobs, force=bool(opts.get("force")))
     if unit is not None and failed:
         raise SynthError(f"{unit.name} {failed[0]['reason']}")
-    report = build_report(results, unavailable + failed, baseline, env.versions)
+    report = build_report(results, unavailable + failed, baseline, env.versions, liberty)
     if unit is None:
         for missing in report["not_available"]:
             print(f"not available: {missing['id']} ({missing['unit']}): {missing['reason']}")

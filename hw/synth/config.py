@@ -2,8 +2,10 @@
 
 A :class:`Config` names a registered unit (``hw.units.UNITS``) or the flows' own reference design
 (``ref_mac``) with its parameters. The default matrix and the smoke set live in
-``synth/matrix.json`` at the repository root; configurations whose unit is not registered (or does
-not build) are listed as not available instead of failing the run.
+``hw/synth/scripts/matrix.json`` beside the script templates (package data, so an installed lowbit
+has them); configurations whose unit is not registered (or does not build) are listed as not
+available instead of failing the run. :func:`find_liberty` chooses the sky130 liberty of the ASIC
+flow; a copy ships in ``hw/synth/liberty/``.
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ from golden.formats import Format
 from ..units import UNITS, UnitError
 from .reference import REF_MAC
 
-__all__ = ["Config", "SynthError", "REPO_ROOT", "scripts_dir", "find_unit", "load_matrix",
-           "config_from_args", "default_liberty", "json_value"]
+__all__ = ["Config", "SynthError", "Liberty", "scripts_dir", "find_unit", "load_matrix",
+           "config_from_args", "find_liberty", "BUNDLED_LIBERTY", "PDK_LIBERTY", "json_value"]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-_LIBERTY_NAME = "sky130_fd_sc_hd__tt_025C_1v80.lib.gz"
+_HERE = Path(__file__).resolve().parent
+_LIBERTY_STEM = "sky130_fd_sc_hd__tt_025C_1v80"
+#: The liberty shipped with lowbit (Apache-2.0; licence and provenance in the same folder).
+BUNDLED_LIBERTY = _HERE / "liberty" / f"{_LIBERTY_STEM}.lib.gz"
+#: Where an installed PDK keeps the same library, relative to ``$PDK_ROOT`` (ciel, volare, open_pdks).
+PDK_LIBERTY = Path("sky130A", "libs.ref", "sky130_fd_sc_hd", "lib", f"{_LIBERTY_STEM}.lib")
 
 #: Reference designs usable like units by ``lowbit synth`` (not part of the generator registry).
 REFERENCE_UNITS = {REF_MAC.name: REF_MAC}
@@ -42,17 +48,56 @@ class SynthError(Exception):
 
 
 def scripts_dir():
-    """The repository's ``synth/`` folder (Yosys script templates and the matrix)."""
-    path = REPO_ROOT / "synth"
+    """The package's ``scripts/`` folder: Yosys, ABC and OpenSTA script templates and the matrix."""
+    path = _HERE / "scripts"
     if not (path / "matrix.json").is_file():
-        raise SynthError(f"synthesis scripts not found in {path} (run from a lowbit checkout)")
+        raise SynthError(f"synthesis scripts not found in {path} (an incomplete lowbit installation; "
+                         "reinstall it)")
     return path
 
 
-def default_liberty(option=None):
-    """The liberty to use: ``option``, else ``$LOWBIT_LIBERTY``, else ``../shared/liberty/`` beside the repo."""
-    chosen = option or os.environ.get("LOWBIT_LIBERTY")
-    return Path(chosen) if chosen else REPO_ROOT.parent / "shared" / "liberty" / _LIBERTY_NAME
+@dataclass(frozen=True)
+class Liberty:
+    """The liberty chosen for the ASIC flow and why: ``source`` is ``--liberty``,
+    ``$LOWBIT_LIBERTY``, ``$PDK_ROOT`` or ``bundled``; ``note`` says what was passed over."""
+
+    path: Path
+    source: str
+    note: str = ""
+
+    @property
+    def label(self):
+        """The path as the report gives it: the bundled copy relative to the package (the same on
+        every machine), any other file as chosen."""
+        if self.source == "bundled":
+            return f"hw/synth/liberty/{self.path.name}"
+        return str(self.path)
+
+    def describe(self):
+        """One line for the console: path, where it came from, and any note."""
+        origin = "bundled with lowbit" if self.source == "bundled" else f"from {self.source}"
+        return f"{self.path} ({origin}{'; ' + self.note if self.note else ''})"
+
+
+def find_liberty(option=None, environ=None):
+    """The liberty to use, in this order: ``option`` (``--liberty``), ``$LOWBIT_LIBERTY``, the PDK
+    under ``$PDK_ROOT`` if it has the library, else the copy bundled with lowbit.
+
+    A file named by ``--liberty`` or ``$LOWBIT_LIBERTY`` is returned even if it does not exist (the
+    caller reports that); ``$PDK_ROOT`` without this library falls through to the bundled copy.
+    """
+    environ = os.environ if environ is None else environ
+    if option:
+        return Liberty(Path(option), "--liberty")
+    if environ.get("LOWBIT_LIBERTY"):
+        return Liberty(Path(environ["LOWBIT_LIBERTY"]), "$LOWBIT_LIBERTY")
+    note = ""
+    if environ.get("PDK_ROOT"):
+        pdk = Path(environ["PDK_ROOT"]) / PDK_LIBERTY
+        if pdk.is_file():
+            return Liberty(pdk, "$PDK_ROOT")
+        note = f"$PDK_ROOT has no {PDK_LIBERTY}"
+    return Liberty(BUNDLED_LIBERTY, "bundled", note)
 
 
 def find_unit(name):

@@ -164,15 +164,23 @@ def tool_versions(liberty_gz=None, sta=None):
 
 
 def unpack_liberty(liberty_gz, out):
-    """Decompress the liberty into ``<out>/_liberty/`` once; return the ``.lib`` path."""
+    """Decompress the liberty into ``<out>/_liberty/``; return the ``.lib`` path.
+
+    The copy is made again whenever the source's bytes differ from those it was made from (their
+    hash is kept beside it): liberties from different places share a name (the bundled copy, a
+    PDK's), and an older file must replace a newer copy when the user switches back.
+    """
     target = Path(out, "_liberty", Path(liberty_gz).name.removesuffix(".gz"))
-    if not target.is_file() or target.stat().st_mtime < Path(liberty_gz).stat().st_mtime:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        opener = gzip.open if str(liberty_gz).endswith(".gz") else open
-        with opener(liberty_gz, "rb") as src, tempfile.NamedTemporaryFile(
-                dir=target.parent, delete=False) as dst:
-            shutil.copyfileobj(src, dst)
-        os.replace(dst.name, target)
+    stamp = target.with_name(target.name + ".source-sha256")
+    digest = hashlib.sha256(Path(liberty_gz).read_bytes()).hexdigest()
+    if target.is_file() and stamp.is_file() and stamp.read_text() == digest:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    opener = gzip.open if str(liberty_gz).endswith(".gz") else open
+    with opener(liberty_gz, "rb") as src, tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as dst:
+        shutil.copyfileobj(src, dst)
+    os.replace(dst.name, target)
+    stamp.write_text(digest)
     return target
 
 

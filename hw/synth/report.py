@@ -15,16 +15,18 @@ from .flows import NAND2_WEIGHTS, SETTINGS
 __all__ = ["build_report", "write_reports", "markdown", "main_table"]
 
 
-def build_report(results, unavailable, baseline, versions):
-    """The report dict: per-configuration results plus what they were measured with."""
+def build_report(results, unavailable, baseline, versions, liberty=None):
+    """The report dict: per-configuration results plus what they were measured with (``liberty``:
+    the :class:`~hw.synth.config.Liberty` of the ASIC flow, if it ran)."""
     base = next((r for r in results if r["id"] == baseline), None)
     base_area = _get(base, "asic", "area_um2") if base else None
     for r in results:
         area = _get(r, "asic", "area_um2")
         r["area_per_mac_um2"] = round(area / r["macs"], 3) if area and r["macs"] else None
         r["area_vs_baseline"] = round(area / base_area, 3) if area and base_area else None
+    chosen = {"path": liberty.label, "source": liberty.source} if liberty is not None else None
     return {"baseline": baseline, "configs": results, "not_available": unavailable,
-            "settings": SETTINGS, "versions": versions}
+            "settings": SETTINGS, "versions": versions, "liberty": chosen}
 
 
 def _get(result, flow, key):
@@ -113,6 +115,7 @@ def markdown(report, png_note):
               f"cells {', '.join(s_asic['dont_use'])} excluded; no buffering or sizing. Delay: "
               f"{s_asic['timing']}; \"nldm estimate\" is lowbit's own table-based timing of the mapped "
               "netlist (used when OpenSTA's `sta` is not installed), \"opensta\" is OpenSTA.",
+              *_liberty_line(report.get("liberty")),
               f"- iCE40 {s_ice['device']} {s_ice['package']} and ECP5 {s_ecp['device']} {s_ecp['package']}: "
               "`synth_ice40`/`synth_ecp5` counts of the unit alone; Fmax from nextpnr "
               f"(--freq {s_ice['freq_mhz']}/{s_ecp['freq_mhz']} MHz, --seed {s_ice['seed']}) with every unit "
@@ -121,6 +124,14 @@ def markdown(report, png_note):
               f"- {png_note}", "", "## Tool versions", ""]
     lines += [f"- {k}: {v}" for k, v in sorted(report["versions"].items())]
     return "\n".join(lines) + "\n"
+
+
+def _liberty_line(liberty):
+    """The report's liberty bullet (none if the ASIC flow did not run)."""
+    if not liberty:
+        return []
+    origin = "bundled with lowbit" if liberty["source"] == "bundled" else f"from {liberty['source']}"
+    return [f"- Liberty: `{liberty['path']}` ({origin}); its hash is under tool versions."]
 
 
 def _plot(report, path):

@@ -1,0 +1,77 @@
+"""Command-line arguments shared by the ``lowbit`` commands (``hw.cli``) and ``lowbit synth``
+(``hw.synth.cli``): ``--param value`` parsing against a unit's parameters, and per-unit help.
+
+Both command modules import this one; neither imports the other, so there is no import cycle.
+"""
+
+from __future__ import annotations
+
+__all__ = ["UsageError", "split_unit_args", "unit_help"]
+
+
+class UsageError(Exception):
+    """A user error on the command line; its message is the line after ``lowbit: error:``."""
+
+
+def split_unit_args(unit, argv, extra_flags=(), extra_switches=()):
+    """Parse ``--param value`` pairs for ``unit``; return ``(params, extras)``.
+
+    ``extra_flags`` take a value, ``extra_switches`` do not; both land in ``extras`` keyed by their
+    name without dashes (``-o`` becomes ``o``). A value may not start with ``--`` (``--seed --stages 2``
+    is a missing value, not the value ``--stages``).
+    """
+    params, extras = {}, {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        key, eq, val = arg.partition("=")
+        if key in extra_switches:
+            if eq:
+                raise UsageError(f"{key} takes no value")
+            extras[key.lstrip("-").replace("-", "_")] = True
+            i += 1
+            continue
+        if not key.startswith("-"):
+            raise UsageError(f"unexpected argument {arg!r} (parameters are --name value)")
+        if not eq:
+            if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
+                raise UsageError(f"{key} needs a value{_value_hint(unit, key, extra_flags)}")
+            val = argv[i + 1]
+            i += 2
+        else:
+            i += 1
+        if key in extra_flags:
+            extras[key.lstrip("-").replace("-", "_")] = val
+            continue
+        name = key.lstrip("-").replace("-", "_")
+        param = unit.param(name)
+        if name in params:
+            raise UsageError(f"{key} given twice")
+        params[name] = param.parse(val)
+    return params, extras
+
+
+def _value_hint(unit, key, extra_flags):
+    """`` (...)`` saying what a flag takes, for the missing-value message."""
+    if key in extra_flags:
+        return ""
+    name = key.lstrip("-").replace("-", "_")
+    for p in unit.params:
+        if p.name == name:
+            what = {"int": "an integer", "ints": "comma-separated integers", "bool": "true or false",
+                    "format": "a format spec or preset (lowbit formats)",
+                    "window": "exact or an integer"}.get(p.kind)
+            if p.kind == "choice":
+                what = "one of " + ", ".join(p.choices)
+            return f" ({what}; default {p.describe_default()})"
+    return ""
+
+
+def unit_help(unit):
+    """The unit's summary line and one line per parameter (flag, default, meaning)."""
+    lines = [f"{unit.name}: {unit.summary}"]
+    width = max(len(p.flag) for p in unit.params)
+    for p in unit.params:
+        extra = f" ({'|'.join(p.choices)})" if p.choices else ""
+        lines.append(f"  {p.flag:<{width}}  default {p.describe_default():<10} {p.help}{extra}")
+    return "\n".join(lines) + "\n"
