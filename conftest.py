@@ -39,3 +39,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("long") is not None:
             item.add_marker(skip)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """List the cocotb testcases a configuration skipped (``@cocotb.skipif``): they ran inside a
+    passing pytest test, so pytest's own skip count does not show them."""
+    lines = []
+    for report in terminalreporter.stats.get("passed", []):
+        for key, value in getattr(report, "user_properties", ()):
+            if key == "cocotb_skipped" and report.when == "call":
+                lines.append(f"{report.nodeid}: {value}")
+    if lines:
+        terminalreporter.section("cocotb testcases skipped")
+        for line in sorted(lines):
+            terminalreporter.line(line)

@@ -232,6 +232,17 @@ class FloatFormat:
         """Every code of the format, ascending."""
         return np.arange(1 << self.width, dtype=np.int64)
 
+    def edge_codes(self):
+        """The codes at the format's edges, both signs, ascending: zero, the smallest magnitude
+        code, the smallest normal, the largest finite value, Inf and the canonical NaN (where the
+        format has them). Test stimuli for every unit."""
+        mags = {0, 1, 1 << self.man_bits, self.max_code}
+        if self.has_inf:
+            mags.add(self.inf_code)
+        if self.has_nan:
+            mags.add(self.nan_code & (self.sign_mask - 1))
+        return np.array(sorted(m | s for m in mags for s in (0, self.sign_mask)), dtype=np.int64)
+
     # -- decode / encode --------------------------------------------------------------------------
 
     def to_raw(self, codes):

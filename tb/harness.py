@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = Path(os.environ.get("LOWBIT_BUILD", ROOT / "build")) / "tb"
 
-__all__ = ["run_cocotb", "unit_config", "waves_enabled", "wave_format", "long_enabled", "test_seed", "ROOT",
+__all__ = ["run_cocotb", "unit_config", "skip_when", "waves_enabled", "wave_format", "long_enabled", "test_seed", "ROOT",
            "BUILD"]
 
 
@@ -120,8 +120,13 @@ def build(unit_name, params):
     return runner, build_dir, top
 
 
-def run_cocotb(unit_name, params, module, testcase=None, extra_env=None, seed=None):
-    """Run the cocotb tests of ``module`` (a module name under ``tb``) on one configuration."""
+def run_cocotb(unit_name, params, module, testcase=None, extra_env=None, seed=None, record=None):
+    """Run the cocotb tests of ``module`` (a module name under ``tb``) on one configuration.
+
+    Testcases that cocotb skipped (``@cocotb.skipif``) are named with their reasons through
+    ``record`` (pytest's ``record_property``), which the run's summary lists; when every testcase
+    was skipped the pytest test is a skip.
+    """
     import pytest
     from cocotb_tools.runner import get_results
 
@@ -156,8 +161,46 @@ def run_cocotb(unit_name, params, module, testcase=None, extra_env=None, seed=No
     if failed or total == 0:
         pytest.fail(f"{unit_name}: {failed} of {total} cocotb tests failed (seed {seed}; rerun with "
                     f"LOWBIT_SEED={seed}); log: {log}", pytrace=False)
+    skipped = skipped_testcases(results)
+    for name, reason in skipped:
+        if record is not None:
+            record("cocotb_skipped", f"{name}: {reason}")
+    if skipped and len(skipped) == total:
+        pytest.skip(f"{unit_name}: every cocotb test skipped ({'; '.join(r for _, r in skipped)})")
+
+
+def skipped_testcases(results_xml):
+    """``[(testcase, reason)]`` of the testcases a cocotb results file marks skipped."""
+    from xml.etree import ElementTree
+    out = []
+    for case in ElementTree.parse(results_xml).getroot().iter("testcase"):
+        skip = case.find("skipped")
+        if skip is not None:
+            out.append((case.get("name"), SKIP_REASONS.get(case.get("name"), "skipped")))
+    return out
 
 
 def unit_config():
     """Inside a cocotb test: ``(unit_name, params)`` of the configuration under test."""
     return os.environ["LOWBIT_UNIT"], json.loads(os.environ["LOWBIT_PARAMS"])
+
+
+#: Reasons of the ``@skip_when`` testcases, by testcase name (cocotb's results file has none).
+SKIP_REASONS = {}
+
+
+def skip_when(predicate, reason):
+    """``@cocotb.skipif`` on ``predicate(resolved parameters)`` of the configuration under test
+    (evaluated inside the simulation; never when pytest merely imports the module), with the
+    reason kept for the run's summary of skipped testcases. Stack it above ``@cocotb.test()``."""
+    import cocotb
+
+    def decorate(test):
+        SKIP_REASONS[test.name] = reason
+        skip = False
+        if cocotb.is_simulation:
+            from hw.units import get_unit
+            name, params = unit_config()
+            skip = bool(predicate(get_unit(name).resolve(params)))
+        return cocotb.skipif(skip, reason=reason)(test)
+    return decorate

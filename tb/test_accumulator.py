@@ -226,5 +226,5 @@ CONFIGS = {
 
 
 @pytest.mark.parametrize("config", list(CONFIGS))
-def test_accumulator(config):
-    run_cocotb("accumulator", CONFIGS[config], module=__name__)
+def test_accumulator(config, record_property):
+    run_cocotb("accumulator", CONFIGS[config], module=__name__, record=record_property)

@@ -262,5 +262,5 @@ LONG_CONFIGS = {
 
 
 @pytest.mark.parametrize("config", list(CONFIGS) + (list(LONG_CONFIGS) if long_enabled() else []))
-def test_mac4(config):
-    run_cocotb("mac4", (CONFIGS | LONG_CONFIGS)[config], module=__name__)
+def test_mac4(config, record_property):
+    run_cocotb("mac4", (CONFIGS | LONG_CONFIGS)[config], module=__name__, record=record_property)

@@ -58,6 +58,22 @@ def test_special_codes():
     assert e6m9.decode(np.array([1 << 9]))[0] == 2.0 ** -30
 
 
+@pytest.mark.parametrize("spec", ["e5m2", "fp8_e4m3", "fp16_e6m9", "e2m1:finite", "bf16"])
+def test_edge_codes(spec):
+    """Both signed zeros, the smallest magnitude and normal, the largest finite value, Inf, NaN."""
+    fmt = parse_format(spec)
+    codes = fmt.edge_codes()
+    vals = fmt.decode(codes)
+    finite = vals[np.isfinite(vals)]
+    assert len(set(codes.tolist())) == len(codes) and list(codes) == sorted(codes)
+    assert {0, fmt.sign_mask} <= set(codes.tolist())
+    assert np.max(finite) == fmt.max_value and np.min(finite) == -fmt.max_value
+    assert np.min(np.abs(finite[finite != 0])) == float(fmt.decode(np.array([1]))[0] or fmt.min_normal)
+    assert fmt.min_normal in finite
+    assert np.isinf(vals).sum() == (2 if fmt.has_inf else 0)
+    assert np.isnan(vals).sum() == (2 if fmt.has_nan else 0)
+
+
 @pytest.mark.parametrize("spec, message", [
     ("e0m3", "exp_bits must be between 1 and 8"),
     ("e5m24", "man_bits must be between 0 and 23"),
