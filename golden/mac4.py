@@ -72,6 +72,7 @@ __all__ = [
     "SCALE_EXP_LIMIT", "check_phase", "check_offset", "check_scale_exp",
     "product_range", "sum_range", "sum_width", "int4_product_range", "int4_sum_width", "twos_width",
     "fp4_value", "mac4_products", "mac4_dot", "mac4_acc", "int4_dot", "int4_acc", "to_signed", "dot_mac4",
+    "gemm_mac4", "gemm_int4",
 ]
 
 FP4 = parse_format("fp4_r4")
@@ -306,3 +307,41 @@ def dot_mac4(x_codes, g_codes, phase, offset, acc_fmt="e6m9", lanes=8, chunk=64,
                               np.broadcast_to(rbits_outer, (*batch, np.shape(rbits_outer)[-1])), (B, -1)),
                           rand_bits)
     return out.reshape(batch)
+
+
+# -- GEMMs of the two modes (the training emulation's INT4 paths) -----------------------------------
+
+def gemm_mac4(X, G, phase, offset, acc_fmt="e6m9", lanes=8, chunk=64, rounding="rne", x_signed=True,
+              rbits_inner=None, rbits_outer=None, rand_bits=None):
+    """``C = X @ G`` through the INT4 x FP4 chunk-based accumulator: every ``C[m, n]`` is exactly
+    :func:`dot_mac4` of ``X[m, :]`` and ``G[:, n]``.
+
+    ``X``: ``(M, K)`` INT4 codes; ``G``: ``(K, N)`` ``fp4_r4`` codes; ``phase`` (0 or 1) is one TPR
+    phase for the whole GEMM; ``offset`` broadcasts to ``(M, N)``. For ``sr`` the random words
+    broadcast to ``(M, N, K/lanes)`` and ``(M, N, ceil(K/chunk))``. Returns ``(M, N)`` codes of
+    ``acc_fmt``. The hardware twin is ``hw.accumulator`` with ``--front mac4``.
+    """
+    X, G = check_codes("X", X), check_codes("G", G)
+    if X.ndim != 2 or G.ndim != 2 or X.shape[1] != G.shape[0]:
+        raise ValueError(f"gemm_mac4 needs X (M, K) and G (K, N), got shapes {X.shape} and {G.shape}")
+    M, N = X.shape[0], G.shape[1]
+    off = np.broadcast_to(np.asarray(offset), (M, N))
+    return dot_mac4(X[:, None, :], np.ascontiguousarray(G.T)[None, :, :], phase, off, acc_fmt, lanes, chunk,
+                    rounding, x_signed, rbits_inner, rbits_outer, rand_bits)
+
+
+def gemm_int4(X, W, x_signed=True, w_signed=True):
+    """``X @ W`` of INT4 codes, exactly (int64): mac4's ``int`` mode summed over ``K``.
+
+    ``X``: ``(M, K)``, ``W``: ``(K, N)`` 4-bit codes. The hardware's integer accumulator wraps modulo
+    ``2**acc_bits``; with 32 bits that never happens for ``K < 2**25`` (``|x * w| <= 225``), so the
+    exact sum is its result.
+    """
+    X = check_int_array("X", X, 0, 15)
+    W = check_int_array("W", W, 0, 15)
+    if X.ndim != 2 or W.ndim != 2 or X.shape[1] != W.shape[0]:
+        raise ValueError(f"gemm_int4 needs X (M, K) and W (K, N), got shapes {X.shape} and {W.shape}")
+    xi = (INT4 if check_bool("x_signed", x_signed) else UINT4).to_int(X)
+    wi = (INT4 if check_bool("w_signed", w_signed) else UINT4).to_int(W)
+    # float64 is exact here (|sum| <= 225 * K < 2**53) and takes the BLAS path.
+    return (xi.astype(np.float64) @ wi.astype(np.float64)).astype(np.int64)

@@ -7,11 +7,11 @@ from math import floor
 import numpy as np
 import pytest
 
+from fp4ref import fp4_frac
 from golden.exact import add_exact, decode_fraction, round_fraction
 from golden.formats import parse_format
-from fp4ref import fp4_frac
-from golden.mac4 import (MAX_LANES, OFFSET_MAX, OFFSET_MIN, int4_dot, int4_sum_width, mac4_acc, mac4_dot,
-                         sum_width)
+from golden.mac4 import (MAX_LANES, OFFSET_MAX, OFFSET_MIN, dot_mac4, gemm_int4, gemm_mac4, int4_dot,
+                         int4_sum_width, mac4_acc, mac4_dot, sum_width)
 
 RNG_SEED = 20200
 
@@ -222,3 +222,31 @@ def test_acc_large_lanes_precision():
 def test_validation(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# -- GEMMs ------------------------------------------------------------------------------------------
+
+def test_gemm_int4_against_int4_dot():
+    rng = np.random.default_rng(RNG_SEED)
+    X, W = rng.integers(0, 16, (5, 40)), rng.integers(0, 16, (40, 3))
+    for xs in (True, False):
+        for ws in (True, False):
+            want = np.array([[int4_dot(X[m], W[:, n], xs, ws) for n in range(3)] for m in range(5)])
+            np.testing.assert_array_equal(gemm_int4(X, W, xs, ws), want)
+
+
+@pytest.mark.parametrize("rounding", ["rne", "sr"])
+def test_gemm_mac4_against_dot_mac4(rounding):
+    rng = np.random.default_rng(RNG_SEED + 1)
+    M, K, N, lanes, chunk = 3, 32, 4, 4, 8
+    X, G = rng.integers(0, 16, (M, K)), rng.integers(0, 16, (K, N))
+    off = rng.integers(-20, 20, (M, N))
+    kw = dict(acc_fmt="e6m9", lanes=lanes, chunk=chunk, rounding=rounding)
+    if rounding == "sr":
+        kw |= dict(rand_bits=6, rbits_inner=rng.integers(0, 64, (M, N, K // lanes)),
+                   rbits_outer=rng.integers(0, 64, (M, N, K // chunk)))
+    got = gemm_mac4(X, G, 1, off, **kw)
+    for m in range(M):
+        for n in range(N):
+            one = {k: (v[m, n] if k.startswith("rbits") else v) for k, v in kw.items()}
+            assert got[m, n] == dot_mac4(X[m], G[:, n], 1, off[m, n], **one), (m, n)
