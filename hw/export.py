@@ -1,10 +1,12 @@
 """Verilog and RTLIL export of a generated component.
 
-The Verilog is made deterministic and lint-clean (``verilator --lint-only -Wall``, no waivers):
-Amaranth's RTLIL (without source locations) goes through Yosys (``proc``, ``flatten``, ``opt``) to
-a word-level JSON netlist, which :mod:`hw.verilog` prints with every width made explicit; no
-initial values (registers are reset by ``rst``), and the file starts with a fixed header naming
-the unit and its parameters. No absolute paths, no timestamps, no tool build paths.
+The Verilog is written by Yosys and made deterministic and lint-clean (``verilator --lint-only
+-Wall``, no waivers): Amaranth's RTLIL (without source locations) goes through Yosys (``proc``,
+``flatten``, ``opt``) to a word-level JSON netlist, :mod:`hw.verilog` rewrites that netlist where
+Yosys' Verilog would warn (operand widths made explicit, one name per net, unread bits in
+``unused_*`` wires, no initial values: registers are reset by ``rst``), and Yosys'
+``write_verilog`` prints it. The file starts with a fixed header naming the unit and its
+parameters. No absolute paths, no timestamps, no tool versions or build paths.
 """
 
 from __future__ import annotations

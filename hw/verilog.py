@@ -1,67 +1,61 @@
-"""A lint-clean Verilog-2005 writer working from Yosys' JSON netlist.
+"""Verilog export: Yosys writes the Verilog, after a small pass over its JSON netlist.
 
-Yosys' own ``write_verilog`` leans on Verilog's implicit width rules (operands silently extended or
-truncated), leaves wires with unused bits and writes initial values, so its output is not clean under
-``verilator --lint-only -Wall``. This module runs Yosys only up to a word-level netlist
-(:data:`YOSYS_SCRIPT`: ``proc``, ``flatten``, ``opt``, ``wreduce``, ``write_json``) and prints that
-netlist itself, following the Yosys cell library semantics (``techlibs/common/simlib.v``) exactly.
+Yosys lowers Amaranth's RTLIL to a word-level netlist (:data:`NETLIST_SCRIPT`: ``proc``,
+``flatten``, ``opt``, ``wreduce``, ``write_json``). Its ``write_verilog`` alone leaves warnings under
+``verilator --lint-only -Wall`` (operands narrower or wider than the result, unread bits, ``init``
+values); :func:`lint_clean_netlist` rewrites the netlist so that it leaves none, then
+:data:`WRITE_SCRIPT` (``read_json``, ``write_verilog -noattr``) prints it. The pass:
 
-Shape of the output (:func:`rtlil_to_verilog`):
+* pads (sign- or zero-extends, as the cell's ``*_SIGNED`` parameters say) or truncates every operand
+  to the width the cell computes at, so no expression relies on Verilog's implicit width rules;
+  right shifts, ``$div`` and ``$mod`` compute at the widest of their operands and result, so their
+  result is widened to that; comparisons and reductions keep one result bit (the others are 0);
+* rewrites ``$logic_not`` as ``$eq`` with 0 and gives ``$logic_and``/``$logic_or`` one-bit operands
+  (``$reduce_bool``), as Verilator wants; ``$pmux`` becomes a chain of ``$mux`` (Yosys prints it as
+  a ``casez`` function whose inputs shadow the ports);
+* gives every net one name: a port, else one of Amaranth's names (``rounder.code_mag`` becomes
+  ``rounder_code_mag``; a name keeps its bit numbers, e.g. ``wire [15:5]`` when only those bits are
+  computed by one cell), else one after the cell computing it (``add_3``). Computed bits nothing
+  reads go to wires named ``unused_*``, and input bits the design ignores are named once, in
+  ``unused_inputs``: Verilator's default ``--unused-regexp`` (``*unused*``) accepts both without
+  pragmas. An output port read inside, or holding constants or copies, is assigned from its own
+  wire (``assign y = {...};``);
+* drops ``init`` attributes (registers get their value from the reset) and names the cells in
+  dependency order, the order ``write_verilog`` prints them in.
 
-* One flat module; ports in the netlist's order (Amaranth's), each ``input wire`` or
-  ``output wire``; every internal ``wire``/``reg`` declared with its range (registers always get
-  an internal ``reg``; an output port reads it).
-* Every cell becomes one ``assign`` whose operands are extended *explicitly* to the width the cell
-  computes at: sign extension (``{{4{a[7]}}, a}``) where the cell's ``A_SIGNED``/``B_SIGNED`` say so
-  (both must be signed for binary operators, as in Yosys), zero extension (``{4'h0, a}``) otherwise,
-  and truncation by selecting bits. Comparisons are written on equal-width operands (``$signed()``
-  on both when signed); right shifts (``$shr``, ``$sshr``, ``$shift``, ``$shiftx``), ``$div`` and
-  ``$mod`` compute at ``max`` of their widths as Yosys does; ``$shiftx`` reads zeros out of range
-  and ``$pmux`` lets the last active select win (both undefined in Yosys; these choices match
-  Yosys' SAT model).
-* Only bits that something reads are computed. Bitwise cells (``$and``, ``$mux``, ``$pmux``,
-  flip-flops...) are written for their used bits only; arithmetic keeps the low bits it needs
-  (``$add``, ``$sub``, ``$mul``, ``$neg``, ``$shl`` are exact on a truncated width). Bits that must
-  still be computed but are never read (a carry out, the low bit of a sum) land in wires named
-  ``unused_*``, e.g. ``assign {sum, unused_add_3} = {4'h0, a} + {4'h0, b};`` -- Verilator's
-  default ``--unused-regexp`` (``*unused*``, the lowRISC idiom) accepts those without pragmas.
-* Input-port bits the design ignores are genuinely unused; they are named once, in
-  ``wire unused_inputs = ^{...};``, so the lint stays clean without waivers.
-* Flip-flops (``$dff``, ``$dffe``, ``$sdff``, ``$sdffe``, ``$sdffce``, ``$adff``, ``$adffe``) are
-  grouped by clock/reset/enable into ``always`` blocks with non-blocking assignments. No
-  ``initial`` values: registers get their value from the design's reset.
-* Names: Amaranth's public wire names (``rounder.code_mag`` becomes ``rounder_code_mag``) where a
-  name covers bits that are computed (a wire keeps the name's bit numbers, e.g. ``wire [15:5]``
-  when only those bits are computed), else ``<cell type>_<n>`` (``add_3``, ``mux_12``). All names
-  are plain identifiers: SystemVerilog keywords get a ``_`` appended, collisions a ``_<n>``
-  suffix, allocated in a fixed order, so the text is deterministic (ports keep their names).
+The names are chosen here (not by ``rename -unescape``) so that every wire can be paired with the
+netlist bits it carries when proving the text equivalent (:func:`lint_clean_netlist`). Ports keep
+their names (``rand``, a SystemVerilog keyword, is written ``\\rand ``) and come in the order
+Amaranth numbers them (:func:`port_order`). The text depends only on the RTLIL: the Yosys banner
+(version, build path) is dropped, and repeated bits are written ``{4{x[7]}}``.
 
-Rejected cell types (:class:`VerilogWriterError` naming the cell): memories, latches, async-load or
-set/reset flip-flops, ``$demux``, ``$lut``/``$sop``, ``$pow``, signed ``$divfloor``/``$modfloor``,
-formal and debug cells (``$print``, ``$check``, ``$assert``...).
+Cell types outside :data:`SUPPORTED` (memories, latches, formal and debug cells, ``$bwmux``...),
+signed flooring division and shifts by a signed amount raise :class:`VerilogExportError` naming the
+cell.
 """
 
 from __future__ import annotations
 
+import graphlib
+import itertools
 import json
 import re
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from .tools import run_yosys
 
-__all__ = ["YOSYS_SCRIPT", "VerilogWriterError", "rtlil_to_verilog", "netlist_to_verilog",
-           "yosys_netlist"]
+__all__ = ["NETLIST_SCRIPT", "WRITE_SCRIPT", "SUPPORTED", "VerilogExportError", "rtlil_to_verilog",
+           "netlist_to_verilog", "lint_clean_netlist", "yosys_netlist", "port_order"]
 
 
-class VerilogWriterError(ValueError):
-    """The netlist holds something this writer does not print (one-line message)."""
+class VerilogExportError(ValueError):
+    """The netlist holds a cell the export does not handle (one-line message)."""
 
 
 #: Yosys script producing the word-level netlist (``{top}`` is the top module's name).
-#: ``opt_clean`` without ``-purge`` keeps Amaranth's public names as candidates for wire names.
-YOSYS_SCRIPT = """\
+#: ``opt_clean`` without ``-purge`` keeps Amaranth's names as candidates for wire names.
+NETLIST_SCRIPT = """\
 read_rtlil design.il
 hierarchy -check -top {top}
 proc
@@ -73,831 +67,276 @@ opt_clean
 write_json -noscopeinfo design.json
 """
 
+#: Yosys script printing the rewritten netlist.
+WRITE_SCRIPT = """\
+read_json clean.json
+write_verilog -noattr design.v
+"""
+
+_SAME_WIDTH = {"$add", "$sub", "$mul", "$neg", "$pos", "$not", "$and", "$or", "$xor", "$xnor"}
+_COMPARE = {"$lt", "$le", "$gt", "$ge", "$eq", "$ne", "$eqx", "$nex"}
+_REDUCE = {"$reduce_and", "$reduce_or", "$reduce_xor", "$reduce_xnor", "$reduce_bool"}
+_FF = {"$dff", "$dffe", "$sdff", "$sdffe", "$sdffce", "$adff", "$adffe"}
+#: Cell types the export handles.
+SUPPORTED = _SAME_WIDTH | _COMPARE | _REDUCE | _FF | {
+    "$shl", "$sshl", "$shr", "$sshr", "$div", "$mod", "$divfloor", "$modfloor", "$logic_not",
+    "$logic_and", "$logic_or", "$mux", "$pmux", "$shift", "$shiftx", "$bmux"}
+
 
 def yosys_netlist(rtlil_text, top):
-    """Yosys' JSON netlist (parsed) of ``top`` in ``rtlil_text`` after :data:`YOSYS_SCRIPT`."""
+    """Yosys' JSON netlist (parsed) of ``top`` in ``rtlil_text`` after :data:`NETLIST_SCRIPT`."""
     with tempfile.TemporaryDirectory(prefix="lowbit-verilog-") as tmp:
         Path(tmp, "design.il").write_text(rtlil_text)
-        Path(tmp, "export.ys").write_text(YOSYS_SCRIPT.format(top=top))
-        run_yosys(["-q", "-s", "export.ys"], cwd=tmp, log="yosys.log", step="export (yosys)")
+        Path(tmp, "netlist.ys").write_text(NETLIST_SCRIPT.format(top=top))
+        run_yosys(["-q", "-s", "netlist.ys"], cwd=tmp, log="yosys.log", step="export (yosys)")
         return json.loads(Path(tmp, "design.json").read_text())
+
+
+def port_order(rtlil_text, top):
+    """Port names of module ``top`` in the order of their RTLIL numbers (Amaranth numbers them from
+    0, which Yosys reads as "unnumbered", moving that port last)."""
+    body = re.search(rf"^module \\{re.escape(top)}\n(.*?)^end$", rtlil_text, re.M | re.S)
+    decls = re.findall(r"^\s*wire\b[^\n]*?\b(?:input|output|inout) (\d+)\b[^\n]*?\\(\S+)\s*$",
+                       body.group(1) if body else "", re.M)
+    return [name for _, name in sorted(decls, key=lambda d: int(d[0]))]
 
 
 def rtlil_to_verilog(rtlil_text, top, header_lines=()):
     """Lint-clean Verilog of module ``top`` of ``rtlil_text``; ``header_lines`` become ``//`` lines."""
-    return netlist_to_verilog(yosys_netlist(rtlil_text, top), top, header_lines)
+    return netlist_to_verilog(yosys_netlist(rtlil_text, top), top, header_lines,
+                              port_order(rtlil_text, top))
 
 
-# --------------------------------------------------------------------------------------------------
-# Netlist model
+def netlist_to_verilog(netlist, top, header_lines=(), ports=None, wire_bits=None):
+    """Verilog of module ``top`` of a Yosys JSON netlist, ports in the order ``ports`` (names).
 
-_KEYWORDS = frozenset("""
-accept_on alias always always_comb always_ff always_latch and assert assign assume automatic before
-begin bind bins binsof bit break buf bufif0 bufif1 byte case casex casez cell chandle checker class
-clocking cmos config const constraint context continue cover covergroup coverpoint cross deassign
-default defparam design disable dist do edge else end endcase endchecker endclass endclocking
-endconfig endfunction endgenerate endgroup endinterface endmodule endpackage endprimitive endprogram
-endproperty endspecify endsequence endtable endtask enum event eventually expect export extends extern
-final first_match for force foreach forever fork forkjoin function generate genvar global highz0
-highz1 if iff ifnone ignore_bins illegal_bins implements implies import incdir include initial inout
-input inside instance int integer interconnect interface intersect join join_any join_none large let
-liblist library local localparam logic longint macromodule matches medium modport module nand negedge
-nettype new nexttime nmos nor noshowcancelled not notif0 notif1 null or output package packed
-parameter pmos posedge primitive priority program property protected pull0 pull1 pulldown pullup
-pulsestyle_ondetect pulsestyle_onevent pure rand randc randcase randsequence rcmos real realtime ref
-reg reject_on release repeat restrict return rnmos rpmos rtran rtranif0 rtranif1 s_always s_eventually
-s_nexttime s_until s_until_with scalared sequence shortint shortreal showcancelled signed small soft
-solve specify specparam static string strong strong0 strong1 struct super supply0 supply1
-sync_accept_on sync_reject_on table tagged task this throughout time timeprecision timeunit tran
-tranif0 tranif1 tri tri0 tri1 triand trior trireg type typedef union unique unique0 unsigned until
-until_with untyped use uwire var vectored virtual void wait wait_order wand weak weak0 weak1 while
-wildcard wire with within wor xnor xor
-""".split())
-
-_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-_FF_TYPES = {"$dff", "$dffe", "$sdff", "$sdffe", "$sdffce", "$adff", "$adffe"}
-_ALIAS_TYPES = {"$pos", "$buf", "$slice", "$concat"}
-_IGNORED_TYPES = {"$scopeinfo"}
-_BITWISE_TYPES = {"$and", "$or", "$xor", "$xnor", "$not", "$bweqx", "$mux", "$pmux", "$bwmux", "$bmux"}
-_COMPARE_TYPES = {"$lt", "$le", "$gt", "$ge", "$eq", "$ne", "$eqx", "$nex"}
-_BOOL_TYPES = {"$reduce_and", "$reduce_or", "$reduce_xor", "$reduce_xnor", "$reduce_bool", "$logic_not",
-               "$logic_and", "$logic_or"}
-_ARITH_TYPES = {"$add", "$sub", "$mul", "$neg", "$shl", "$sshl", "$shr", "$sshr", "$shift", "$shiftx",
-                "$div", "$mod", "$divfloor", "$modfloor"}
-_SUPPORTED = _FF_TYPES | _ALIAS_TYPES | _IGNORED_TYPES | _BITWISE_TYPES | _COMPARE_TYPES | _BOOL_TYPES \
-    | _ARITH_TYPES
+    ``wire_bits``, if a dict, receives :func:`lint_clean_netlist`'s map of wire names to bits.
+    """
+    module, names = lint_clean_netlist(netlist, top, ports)
+    if wire_bits is not None:
+        wire_bits.update(names)
+    with tempfile.TemporaryDirectory(prefix="lowbit-verilog-") as tmp:
+        Path(tmp, "clean.json").write_text(json.dumps({"modules": {top: module}}))
+        Path(tmp, "write.ys").write_text(WRITE_SCRIPT)
+        run_yosys(["-q", "-s", "write.ys"], cwd=tmp, log="yosys.log", step="export (write_verilog)")
+        text = Path(tmp, "design.v").read_text()
+    # Yosys' banner names its version and build path: the header replaces it.
+    text = re.sub(r"\A/\* Generated by Yosys .*?\*/\n+", "", text)
+    # write_verilog spells out repeated bits (sign extensions): { x[7], x[7], x[7] } -> { {3{x[7]}} }.
+    text = _REPEAT.sub(lambda m: f"{{{m[0].count(',') + 1}{{{m[1]}}}}}", text)
+    text = re.sub(r"\{ (\{\d+\{[^{}]*\}\}) \}", r"\1", text)
+    head = "".join(f"// {line}\n" if line else "//\n" for line in header_lines)
+    return head + text
 
 
-def _param(value):
-    """A JSON parameter as an int (binary strings; ``x``/``z`` bits read as 0)."""
-    if isinstance(value, int):
-        return value
-    text = value.strip()
-    if text and set(text) <= set("01xz"):
-        return int(text.replace("x", "0").replace("z", "0"), 2)
-    raise VerilogWriterError(f"unexpected parameter value {value!r}")
+_REPEAT = re.compile(r"(?<=[{,] )([A-Za-z_]\w*(?:\[\d+\])?)(?:, \1(?=,| }))(?:, \1(?=,| }))+")
 
 
-def _param_bits(value, width):
-    """A constant parameter as a list of ``'0'``/``'1'`` bits, LSB first, of ``width`` bits."""
-    if isinstance(value, int):
-        return ["1" if (value >> i) & 1 else "0" for i in range(width)]
-    text = value.strip()
-    bits = ["1" if c == "1" else "0" for c in reversed(text)]
-    return (bits + ["0"] * width)[:width]
+def _int(value):
+    return value if isinstance(value, int) else int(value.replace("x", "0").replace("z", "0"), 2)
 
 
 def _ext(bits, width, signed):
-    """``bits`` truncated or extended (sign when ``signed``, else zero) to ``width``."""
-    bits = list(bits)
-    if len(bits) >= width:
-        return bits[:width]
+    """``bits`` (LSB first) truncated, or extended with their sign (``signed``) or zeros."""
     fill = bits[-1] if signed and bits else "0"
-    return bits + [fill] * (width - len(bits))
+    return list(bits[:width]) + [fill] * (width - len(bits))
 
 
-@dataclass
-class _Cell:
-    index: int
-    name: str
-    type: str
-    params: dict
-    conns: dict
-    dirs: dict
+def lint_clean_netlist(netlist, top, ports=None):
+    """Rewrite module ``top`` of a Yosys JSON netlist so that ``write_verilog`` prints it lint-clean.
 
-    def p(self, key, default=None):
-        if key not in self.params:
-            if default is None:
-                raise VerilogWriterError(f"cell {self.name} ({self.type}) lacks parameter {key}")
-            return default
-        return _param(self.params[key])
-
-
-@dataclass
-class _Plan:
-    """How one cell is printed, for the output bits in use.
-
-    ``out[i]`` is the net computed at result position ``i`` (``None`` for a position computed but
-    not connected). ``operands`` maps names to bit lists; ``expr`` formats the expression from the
-    operands' Verilog text (comb cells). Flip-flops carry ``ff`` (control info) instead.
-    """
-
-    cell: _Cell
-    out: list
-    operands: dict
-    expr: object = None
-    ff: dict = None
-    order: int = 0                               # statement position
-    unused: dict = field(default_factory=dict)   # position -> (unused_* wire, index)
-
-    def refs(self):
-        for bits in self.operands.values():
-            yield from bits
-
-
-@dataclass
-class _Wire:
-    name: str          # Verilog token
-    msb: int
-    lsb: int
-    is_reg: bool = False
-
-    def decl_range(self):
-        if self.msb == self.lsb == 0:
-            return ""
-        return f"[{self.msb}:{self.lsb}] "
-
-
-@dataclass
-class _Names:
-    """Deterministic allocator of plain identifiers."""
-
-    taken: set = field(default_factory=set)
-
-    def reserve(self, token):
-        self.taken.add(token)
-
-    def fresh(self, hint):
-        base = re.sub(r"[^A-Za-z0-9_]+", "_", hint).strip("_") or "n"
-        base = re.sub(r"_+", "_", base)
-        if base[0].isdigit():
-            base = "n" + base
-        if base in _KEYWORDS:
-            base += "_"
-        cand, k = base, 0
-        while cand in self.taken or cand in _KEYWORDS:
-            k += 1
-            cand = f"{base}_{k}"
-        self.taken.add(cand)
-        return cand
-
-
-def _port_token(name):
-    if _PLAIN.match(name) and name not in _KEYWORDS:
-        return name
-    return "\\" + name + " "
-
-
-# --------------------------------------------------------------------------------------------------
-# Cell semantics: one planner per cell type, given which result positions are read.
-
-
-def _positions(mask):
-    return [i for i, u in enumerate(mask) if u]
-
-
-def _pick(bits, pos):
-    return [bits[i] for i in pos]
-
-
-def _plan_cell(cell, ybits, mask):
-    """The :class:`_Plan` of ``cell`` whose result bits ``ybits`` are read where ``mask`` is true."""
-    t, c = cell.type, cell.conns
-    pos = _positions(mask)
-    if not pos:
-        return None
-    if t in _FF_TYPES:
-        return _plan_ff(cell, ybits, pos)
-    A, B = c.get("A", []), c.get("B", [])
-    if t in _BITWISE_TYPES:
-        return _plan_bitwise(cell, ybits, pos)
-    if t in ("$add", "$sub", "$mul", "$neg", "$shl", "$sshl"):
-        # Exact on the low bits: compute at the width the highest read bit needs.
-        w = pos[-1] + 1
-        ops = {}
-        if t == "$neg":
-            ops["A"] = _ext(A, w, cell.p("A_SIGNED"))
-            expr = lambda r: f"-{r['A']}"
-        elif t in ("$shl", "$sshl"):
-            ops["A"] = _ext(A, w, cell.p("A_SIGNED"))
-            ops["B"] = list(B)
-            expr = lambda r: f"{r['A']} << {r['B']}"
-        else:
-            sgn = cell.p("A_SIGNED") and cell.p("B_SIGNED")
-            ops["A"], ops["B"] = _ext(A, w, sgn), _ext(B, w, sgn)
-            op = {"$add": "+", "$sub": "-", "$mul": "*"}[t]
-            expr = lambda r, op=op: f"{r['A']} {op} {r['B']}"
-        return _Plan(cell, list(ybits[:w]), ops, expr)
-    if t in _COMPARE_TYPES:
-        sgn = cell.p("A_SIGNED") and cell.p("B_SIGNED")
-        w = max(len(A), len(B))
-        ops = {"A": _ext(A, w, sgn), "B": _ext(B, w, sgn)}
-        op = {"$lt": "<", "$le": "<=", "$gt": ">", "$ge": ">=", "$eq": "==", "$ne": "!=",
-              "$eqx": "==", "$nex": "!="}[t]
-        if sgn and op not in ("==", "!="):
-            expr = lambda r, op=op: f"$signed({r['A']}) {op} $signed({r['B']})"
-        else:
-            expr = lambda r, op=op: f"{r['A']} {op} {r['B']}"
-        return _Plan(cell, ybits[:1], ops, expr)
-    if t in ("$reduce_and", "$reduce_or", "$reduce_xor", "$reduce_xnor", "$reduce_bool", "$logic_not"):
-        _nonempty(cell, A)
-        op = {"$reduce_and": "&", "$reduce_or": "|", "$reduce_xor": "^", "$reduce_xnor": "~^",
-              "$reduce_bool": "|", "$logic_not": "~|"}[t]
-        return _Plan(cell, ybits[:1], {"A": list(A)}, lambda r, op=op: f"{op}{r['A']}")
-    if t in ("$logic_and", "$logic_or"):
-        _nonempty(cell, A)
-        _nonempty(cell, B)
-        op = "&" if t == "$logic_and" else "|"
-        return _Plan(cell, ybits[:1], {"A": list(A), "B": list(B)},
-                     lambda r, op=op: f"(|{r['A']}) {op} (|{r['B']})")
-    if t in ("$shr", "$sshr", "$shift", "$shiftx"):
-        w = max(len(A), len(ybits))
-        a_signed = cell.p("A_SIGNED") and t != "$shiftx"
-        ops = {"A": _ext(A, w, a_signed), "B": list(B)}
-        if t == "$sshr" and a_signed:
-            right = lambda r: f"$signed({r['A']}) >>> {r['B']}"
-        else:
-            right = lambda r: f"{r['A']} >> {r['B']}"
-        expr = right
-        if t in ("$shift", "$shiftx") and cell.p("B_SIGNED"):
-            # A negative amount shifts left (``$shiftx``: reads below bit 0, undefined: zeros).
-            _nonempty(cell, B)
-            ops["N"] = [B[-1]]
-            expr = lambda r: f"{r['N']} ? {r['A']} << -{r['B']} : {right(r)}"
-        return _Plan(cell, list(ybits) + [None] * (w - len(ybits)), ops, expr)
-    if t in ("$div", "$mod", "$divfloor", "$modfloor"):
-        sgn = cell.p("A_SIGNED") and cell.p("B_SIGNED")
-        if sgn and t in ("$divfloor", "$modfloor"):
-            raise VerilogWriterError(f"cell {cell.name}: signed {t} (flooring division) is not supported")
-        w = max(len(A), len(B), len(ybits))
-        ops = {"A": _ext(A, w, sgn), "B": _ext(B, w, sgn)}
-        op = "/" if t in ("$div", "$divfloor") else "%"
-        if sgn:
-            expr = lambda r, op=op: f"$signed({r['A']}) {op} $signed({r['B']})"
-        else:
-            expr = lambda r, op=op: f"{r['A']} {op} {r['B']}"
-        return _Plan(cell, list(ybits) + [None] * (w - len(ybits)), ops, expr)
-    raise VerilogWriterError(f"cell {cell.name}: type {t} is not supported by the Verilog writer")
-
-
-def _nonempty(cell, bits):
-    if not bits:
-        raise VerilogWriterError(f"cell {cell.name} ({cell.type}) has a zero-width operand")
-
-
-def _plan_bitwise(cell, ybits, pos):
-    t, c = cell.type, cell.conns
-    n = len(ybits)
-    out = _pick(ybits, pos)
-    if t in ("$and", "$or", "$xor", "$xnor", "$bweqx"):
-        sgn = t != "$bweqx" and cell.p("A_SIGNED") and cell.p("B_SIGNED")
-        ops = {"A": _pick(_ext(c["A"], n, sgn), pos), "B": _pick(_ext(c["B"], n, sgn), pos)}
-        fmt = {"$and": "{A} & {B}", "$or": "{A} | {B}", "$xor": "{A} ^ {B}",
-               "$xnor": "~({A} ^ {B})", "$bweqx": "~({A} ^ {B})"}[t]
-        return _Plan(cell, out, ops, lambda r, fmt=fmt: fmt.format(**r))
-    if t == "$not":
-        ops = {"A": _pick(_ext(c["A"], n, cell.p("A_SIGNED")), pos)}
-        return _Plan(cell, out, ops, lambda r: f"~{r['A']}")
-    if t == "$mux":
-        ops = {"S": list(c["S"]), "B": _pick(c["B"], pos), "A": _pick(c["A"], pos)}
-        return _Plan(cell, out, ops, lambda r: f"{r['S']} ? {r['B']} : {r['A']}")
-    if t == "$bwmux":
-        ops = {"S": _pick(c["S"], pos), "B": _pick(c["B"], pos), "A": _pick(c["A"], pos)}
-        return _Plan(cell, out, ops, lambda r: f"({r['S']} & {r['B']}) | (~{r['S']} & {r['A']})")
-    if t == "$pmux":
-        # Yosys leaves several active selects undefined; the last one wins here, as in Yosys' SAT
-        # model, so formal equivalence holds exactly.
-        S, Bw = c["S"], c["B"]
-        ops = {"A": _pick(c["A"], pos)}
-        for k in range(len(S)):
-            ops[f"S{k}"] = [S[k]]
-            ops[f"B{k}"] = _pick(Bw[k * n:(k + 1) * n], pos)
-
-        def expr(r, ns=len(S)):
-            arms = [f"{r[f'S{k}']} ? {r[f'B{k}']} :" for k in reversed(range(ns))]
-            return "\n      ".join(arms + [r["A"]])
-        return _Plan(cell, out, ops, expr)
-    if t == "$bmux":
-        S, Aw = c["S"], c["A"]
-        ops = {f"S{k}": [S[k]] for k in range(len(S))}
-        for j in range(1 << len(S)):
-            ops[f"A{j}"] = _pick(Aw[j * n:(j + 1) * n], pos)
-
-        def expr(r, ns=len(S)):
-            def tree(level, base):
-                if level < 0:
-                    return r[f"A{base}"]
-                return (f"({r[f'S{level}']} ? {tree(level - 1, base + (1 << level))} : "
-                        f"{tree(level - 1, base)})")
-            return tree(ns - 1, 0)
-        return _Plan(cell, out, ops, expr)
-    raise AssertionError(t)
-
-
-def _plan_ff(cell, qbits, pos):
-    t, c = cell.type, cell.conns
-    width = len(qbits)
-    ops = {"D": _pick(c["D"], pos), "CLK": list(c["CLK"])}
-    ff = {"clk_pol": cell.p("CLK_POLARITY"), "en": None, "srst": None, "arst": None, "ce_over_srst": False}
-    if t in ("$dffe", "$sdffe", "$sdffce", "$adffe"):
-        ops["EN"] = list(c["EN"])
-        ff["en"] = cell.p("EN_POLARITY")
-    if t in ("$sdff", "$sdffe", "$sdffce"):
-        ops["SRST"] = list(c["SRST"])
-        ff["srst"] = cell.p("SRST_POLARITY")
-        ff["value"] = _pick(_param_bits(cell.params["SRST_VALUE"], width), pos)
-        ff["ce_over_srst"] = t == "$sdffce"
-    if t in ("$adff", "$adffe"):
-        ops["ARST"] = list(c["ARST"])
-        ff["arst"] = cell.p("ARST_POLARITY")
-        ff["value"] = _pick(_param_bits(cell.params["ARST_VALUE"], width), pos)
-    if ops["CLK"][0] in ("0", "1", "x", "z"):
-        raise VerilogWriterError(f"cell {cell.name}: flip-flop with a constant clock")
-    return _Plan(cell, _pick(qbits, pos), ops, ff=ff)
-
-
-def _ff_key(plan):
-    f, o = plan.ff, plan.operands
-    return (f["clk_pol"], o["CLK"][0], f["arst"], tuple(o.get("ARST", ())), f["srst"],
-            tuple(o.get("SRST", ())), f["en"], tuple(o.get("EN", ())), f["ce_over_srst"])
-
-
-# --------------------------------------------------------------------------------------------------
-# Writer
-
-
-def _literal(bits):
-    """Verilog literal of constant ``bits`` (LSB first)."""
-    n = len(bits)
-    value = int("".join(reversed(bits)), 2)
-    if n <= 4:
-        return f"{n}'b{''.join(reversed(bits))}"
-    return f"{n}'h{value:x}"
-
-
-class _Writer:
-    def __init__(self, module, top):
-        self.top = top
-        self.names = _Names()
-        self._parse(module)
-
-    # -- netlist ---------------------------------------------------------------------------------
-
-    def _parse(self, module):
-        self.ports = []
-        for name, p in module["ports"].items():
-            if p["direction"] not in ("input", "output"):
-                raise VerilogWriterError(f"port {name}: direction {p['direction']} is not supported")
-            self.ports.append((name, p["direction"], list(p["bits"])))
-        self.cells = []
-        for k, (name, c) in enumerate(module["cells"].items()):
-            if c["type"] in _IGNORED_TYPES:
-                continue
-            if not c["type"].startswith("$"):
-                raise VerilogWriterError(f"cell {name}: instance of module {c['type']} (not flattened)")
-            if c["type"] not in _SUPPORTED:
-                raise VerilogWriterError(f"cell {name}: type {c['type']} is not supported by the "
-                                         "Verilog writer")
-            self.cells.append(_Cell(k, name, c["type"], dict(c.get("parameters", {})),
-                                    {p: list(b) for p, b in c["connections"].items()},
-                                    dict(c.get("port_directions", {}))))
-        self.netnames = [(name, n["bits"]) for name, n in module["netnames"].items()
-                         if not n.get("hide_name")]
-
-    def _resolve_aliases(self):
-        """Pure wiring cells become bit aliases; compare/reduce results above bit 0 are zero."""
-        alias = {}
-        kept = []
-        for cell in self.cells:
-            t, c = cell.type, cell.conns
-            y = c.get("Y", [])
-            if t in ("$pos", "$buf"):
-                src = _ext(c["A"], len(y), t == "$pos" and cell.p("A_SIGNED"))
-            elif t == "$slice":
-                off = cell.p("OFFSET")
-                src = c["A"][off:off + len(y)]
-            elif t == "$concat":
-                src = c["A"] + c["B"]
-            else:
-                if t in _COMPARE_TYPES | _BOOL_TYPES:
-                    for b in y[1:]:
-                        if isinstance(b, int):
-                            alias[b] = "0"
-                    c["Y"] = y[:1]
-                kept.append(cell)
-                continue
-            for b, s in zip(y, src):
-                if isinstance(b, int):
-                    alias[b] = s
-
-        def resolve(b):
-            seen = 0
-            while isinstance(b, int) and b in alias:
-                b = alias[b]
-                seen += 1
-                if seen > len(alias):
-                    raise VerilogWriterError("combinational loop through wiring cells")
-            if b in ("x", "z"):
-                return "0"
-            return b
-
-        self.cells = kept
-        for cell in self.cells:
-            for p, bits in cell.conns.items():
-                if cell.dirs.get(p) == "input":
-                    cell.conns[p] = [resolve(b) for b in bits]
-        self.ports = [(n, d, [resolve(b) for b in bits] if d == "output" else bits)
-                      for n, d, bits in self.ports]
-        self.netnames = [(n, [resolve(b) for b in bits]) for n, bits in self.netnames]
-
-    def _outputs(self, cell):
-        return [p for p, d in cell.dirs.items() if d == "output"]
-
-    def _plan(self):
-        """Which bits are read, found backwards from the outputs; one plan per live cell."""
-        self.driver = {}
-        for cell in self.cells:
-            outs = self._outputs(cell)
-            if len(outs) != 1 and cell.type not in _FF_TYPES:
-                raise VerilogWriterError(f"cell {cell.name}: type {cell.type} is not supported")
-            for p in outs:
-                for i, b in enumerate(cell.conns[p]):
-                    if isinstance(b, int):
-                        if b in self.driver:
-                            raise VerilogWriterError(f"net {b} has several drivers")
-                        self.driver[b] = cell
-        self.in_bits = {}
-        for name, d, bits in self.ports:
-            if d == "input":
-                for i, b in enumerate(bits):
-                    if b in self.driver or b in self.in_bits:
-                        raise VerilogWriterError(f"input port {name} bit {i} is driven inside")
-                    self.in_bits[b] = (name, i)
-        self.used = set()
-        self.plans = {}
-        work = []
-
-        def use(bits):
-            for b in bits:
-                if isinstance(b, int) and b not in self.used:
-                    self.used.add(b)
-                    cell = self.driver.get(b)
-                    if cell is not None:
-                        work.append(cell)
-                    elif b not in self.in_bits:
-                        raise VerilogWriterError(f"net {b} is read but not driven")
-
-        for _, d, bits in self.ports:
-            if d == "output":
-                use(bits)
-        while work:
-            cell = work.pop()
-            ybits = cell.conns["Q" if cell.type in _FF_TYPES else "Y"]
-            mask = [isinstance(b, int) and b in self.used for b in ybits]
-            plan = _plan_cell(cell, ybits, mask)
-            old = self.plans.get(cell.index)
-            if old is not None and old.out == plan.out and old.operands == plan.operands:
-                continue
-            self.plans[cell.index] = plan
-            use(plan.refs())
-        for cell in self.cells:
-            if cell.index not in self.plans and cell.type not in _FF_TYPES:
-                # Dead cells are dropped, but unsupported variants are still reported.
-                ybits = cell.conns["Y"]
-                _plan_cell(cell, ybits, [True] * len(ybits))
-
-    def _order(self):
-        """Combinational plans in dependency order (inputs first), then flip-flops."""
-        comb = {i: p for i, p in self.plans.items() if p.ff is None}
-        roots = []
-        for _, d, bits in self.ports:
-            if d == "output":
-                roots += [self.driver[b].index for b in bits if isinstance(b, int) and b in self.driver]
-        ffs = sorted(i for i, p in self.plans.items() if p.ff is not None)
-        for i in ffs:
-            roots += [self.driver[b].index for b in self.plans[i].refs()
-                      if isinstance(b, int) and b in self.driver]
-        roots += sorted(comb)
-        order, state = [], {}
-        for root in roots:
-            if root not in comb or root in state:
-                continue
-            stack = [(root, iter(self._deps(comb[root], comb)))]
-            state[root] = 1
-            while stack:
-                node, it = stack[-1]
-                nxt = next(it, None)
-                if nxt is None:
-                    stack.pop()
-                    order.append(node)
-                elif nxt not in state:
-                    state[nxt] = 1
-                    stack.append((nxt, iter(self._deps(comb[nxt], comb))))
-        self.comb_order = [comb[i] for i in order]
-        self.ff_order = [self.plans[i] for i in ffs]
-        for k, p in enumerate(self.comb_order + self.ff_order):
-            p.order = k
-
-    def _deps(self, plan, comb):
-        seen = []
-        for b in plan.refs():
-            if isinstance(b, int) and b in self.driver:
-                i = self.driver[b].index
-                if i in comb and i not in seen:
-                    seen.append(i)
-        return seen
-
-    # -- homes: the wire each computed bit is written to -----------------------------------------
-
-    def _homes(self):
-        self.home = {}          # net bit -> (_Wire, index)
-        self.wires = []
-        self.defined = {}       # net bit -> plan defining it
-        for p in self.plans.values():
-            for b in p.out:
-                if isinstance(b, int) and b in self.used:
-                    self.defined[b] = p
-        self.groups = {}
-        for p in self.ff_order:
-            self.groups.setdefault(_ff_key(p), len(self.groups))
-
-        self.port_wires = {}
-        for name, d, bits in self.ports:
-            tok = _port_token(name)
-            self.names.reserve(tok)
-            if not bits:
-                raise VerilogWriterError(f"port {name} has no bits")
-            wire = _Wire(tok, len(bits) - 1, 0)
-            self.port_wires[name] = wire
-            if d == "input":
-                for i, b in enumerate(bits):
-                    self.home[b] = (wire, i)
-        if any(b not in self.used for b in self.in_bits):
-            self.unused_inputs = self.names.fresh("unused_inputs")
-        else:
-            self.unused_inputs = None
-        # Output ports: combinational results are written straight into them (registers always
-        # live in internal ``reg``s, the port then reads them).
-        for name, d, bits in self.ports:
-            if d != "output":
-                continue
-            wire = self.port_wires[name]
-            for i, b in enumerate(bits):
-                if (isinstance(b, int) and b in self.defined and b not in self.home
-                        and bits.index(b) == i and self.defined[b].ff is None):
-                    self.home[b] = (wire, i)
-        # Amaranth's public names, shallow names first.
-        for name, bits in sorted(self.netnames, key=lambda nb: (nb[0].count("."), nb[0])):
-            if name in self.port_wires:
-                continue
-            idx = [i for i, b in enumerate(bits) if isinstance(b, int) and b in self.defined]
-            if not idx or idx != list(range(idx[0], idx[-1] + 1)):
-                continue
-            sel = [bits[i] for i in idx]
-            if len(set(sel)) != len(sel) or any(b in self.home for b in sel):
-                continue
-            kinds = {self._kind(self.defined[b]) for b in sel}
-            if len(kinds) != 1:
-                continue
-            kind = next(iter(kinds))
-            wire = _Wire(self.names.fresh(name), idx[-1], idx[0], is_reg=kind != "wire")
-            self.wires.append(wire)
-            for i in idx:
-                self.home[bits[i]] = (wire, i)
-        # Everything else: wires named after the cell; unread results go to unused_* wires.
-        counter = {}
-        for p in self.comb_order + self.ff_order:
-            runs, unused = self._runs(p)
-            if not runs and not unused:
-                continue
-            short = p.cell.type.lstrip("$")
-            counter[short] = counter.get(short, 0) + 1
-            base = f"{short}_{counter[short]}"
-            for lo, hi in runs:
-                nm = self.names.fresh(base if len(runs) == 1 else f"{base}_{lo}")
-                wire = _Wire(nm, hi, lo, is_reg=p.ff is not None)
-                self.wires.append(wire)
-                for i in range(lo, hi + 1):
-                    self.home[p.out[i]] = (wire, i)
-            for lo, hi in unused:
-                nm = self.names.fresh(f"unused_{base}" if len(unused) == 1 else f"unused_{base}_{lo}")
-                wire = _Wire(nm, hi, lo)
-                self.wires.append(wire)
-                for i in range(lo, hi + 1):
-                    p.unused[i] = (wire, i)
-        # Declaration order: by the first statement writing the wire.
-        first = {}
-        for p in self.comb_order + self.ff_order:
-            for i, b in enumerate(p.out):
-                w = p.unused.get(i, (None,))[0] or self.home.get(b, (None,))[0]
-                if w is not None and id(w) not in first:
-                    first[id(w)] = p.order
-        self.wires.sort(key=lambda w: first.get(id(w), 1 << 30))
-
-    def wire_bits(self):
-        bits = {w.name: [None] * (w.msb - w.lsb + 1) for w in self.wires}
-        for net, (w, i) in self.home.items():
-            if w.name in bits:
-                bits[w.name][i - w.lsb] = net
-        for p in self.comb_order:
-            for pos, (w, i) in p.unused.items():
-                bits[w.name][i - w.lsb] = p.out[pos]
-        return bits
-
-    def _kind(self, plan):
-        return "wire" if plan.ff is None else ("reg", self.groups[_ff_key(plan)])
-
-    def _runs(self, plan):
-        """(unhomed read runs, unread runs) of result positions, as (lo, hi) pairs."""
-        runs, unused = [], []
-        prev = None
-        for i, b in enumerate(plan.out):
-            read = isinstance(b, int) and b in self.used
-            cls = None if read and b in self.home else ("run" if read else "unused")
-            if cls is not None:
-                target = runs if cls == "run" else unused
-                if prev == cls:
-                    target[-1] = (target[-1][0], i)
-                else:
-                    target.append((i, i))
-            prev = cls
-        return runs, unused
-
-    # -- text ------------------------------------------------------------------------------------
-
-    def ref(self, bits, slot=None):
-        """Verilog text of ``bits`` (LSB first)."""
-        if not bits:
-            raise VerilogWriterError("zero-width value")
-        segs = []   # [kind, ...]: ["c", bits] / ["s", wire, lo, hi] / ["r", wire, idx, count]
-        for b in bits:
-            if isinstance(b, str):
-                if segs and segs[-1][0] == "c":
-                    segs[-1][1].append(b)
-                else:
-                    segs.append(["c", [b]])
-                continue
-            if slot is not None:
-                wire, i = slot(b)
-            elif b in self.home:
-                wire, i = self.home[b]
-            else:
-                raise VerilogWriterError(f"net {b} is read but not driven")
-            last = segs[-1] if segs else None
-            if last and last[0] == "s" and last[1] is wire and last[3] + 1 == i:
-                last[3] = i
-            elif last and last[0] == "s" and last[1] is wire and last[2] == last[3] == i:
-                segs[-1] = ["r", wire, i, 2]
-            elif last and last[0] == "r" and last[1] is wire and last[2] == i:
-                last[3] += 1
-            else:
-                segs.append(["s", wire, i, i])
-        parts = []
-        for seg in reversed(segs):
-            if seg[0] == "c":
-                parts.append(_literal(seg[1]))
-            elif seg[0] == "s":
-                _, w, lo, hi = seg
-                if lo == w.lsb and hi == w.msb:
-                    parts.append(w.name)
-                elif lo == hi:
-                    parts.append(f"{w.name}[{lo}]")
-                else:
-                    parts.append(f"{w.name}[{hi}:{lo}]")
-            else:
-                _, w, i, n = seg
-                one = w.name if w.msb == w.lsb else f"{w.name}[{i}]"
-                parts.append(f"{{{n}{{{one}}}}}")
-        return parts[0] if len(parts) == 1 else "{" + ", ".join(parts) + "}"
-
-    def lhs(self, plan):
-        slots = {("u", i): home for i, home in plan.unused.items()}
-        keys = [("u", i) if ("u", i) in slots else plan.out[i] for i in range(len(plan.out))]
-        return self.ref(keys, slot=lambda k: slots[k] if k in slots else self.home[k])
-
-    def write(self, header_lines):
-        self._resolve_aliases()
-        self._plan()
-        self._order()
-        self._homes()
-        out = [f"// {line}" if line else "//" for line in header_lines]
-        out.append(f"module {self.top} (")
-        decls = []
-        for name, d, bits in self.ports:
-            w = self.port_wires[name]
-            kind = "reg" if w.is_reg else "wire"
-            decls.append(f"  {d} {kind} {w.decl_range()}{w.name}")
-        out.append(",\n".join(decls))
-        out.append(");")
-        body = []
-        for w in self.wires:
-            body.append(f"  {'reg' if w.is_reg else 'wire'} {w.decl_range()}{w.name};")
-        if body:
-            body.append("")
-        for p in self.comb_order:
-            body.append(f"  assign {self.lhs(p)} = {p.expr(self._operand_text(p))};")
-        for name, d, bits in self.ports:
-            if d != "output":
-                continue
-            wire = self.port_wires[name]
-            i = 0
-            while i < len(bits):
-                if isinstance(bits[i], int) and self.home.get(bits[i]) == (wire, i):
-                    i += 1
-                    continue
-                j = i
-                while j + 1 < len(bits) and not (isinstance(bits[j + 1], int)
-                                                 and self.home.get(bits[j + 1]) == (wire, j + 1)):
-                    j += 1
-                if i == 0 and j == len(bits) - 1:
-                    target = wire.name
-                elif i == j:
-                    target = f"{wire.name}[{i}]"
-                else:
-                    target = f"{wire.name}[{j}:{i}]"
-                body.append(f"  assign {target} = {self.ref(bits[i:j + 1])};")
-                i = j + 1
-        body += self._always_blocks()
-        if self.unused_inputs:
-            # Listed in port order, left to right (a concatenation reads MSB first).
-            idle = [b for name, d, bits in reversed(self.ports) if d == "input"
-                    for b in bits if b not in self.used]
-            body.append("")
-            body.append("  // Input bits this configuration does not read (named so lint sees them used).")
-            body.append(f"  wire {self.unused_inputs} = ^{self._reduce_operand(idle)};")
-        out += body
-        out.append("endmodule")
-        return "\n".join(out) + "\n"
-
-    def _reduce_operand(self, bits):
-        text = self.ref(bits)
-        return text if text.startswith("{") or len(bits) == 1 else "{" + text + "}"
-
-    def _operand_text(self, plan):
-        return {k: self.ref(v) for k, v in plan.operands.items()}
-
-    def _always_blocks(self):
-        groups = {}
-        for p in self.ff_order:
-            groups.setdefault(_ff_key(p), []).append(p)
-        lines = []
-        for plans in groups.values():
-            p0 = plans[0]
-            f, o = p0.ff, p0.operands
-            edge = "posedge" if f["clk_pol"] else "negedge"
-            sens = f"{edge} {self.ref(o['CLK'])}"
-            if f["arst"] is not None:
-                sens += f" or {'posedge' if f['arst'] else 'negedge'} {self.ref(o['ARST'])}"
-            lines.append("")
-            lines.append(f"  always @({sens}) begin")
-            stmts_d = [f"{self.lhs(p)} <= {self.ref(p.operands['D'])};" for p in plans]
-            stmts_r = [f"{self.lhs(p)} <= {_literal(p.ff['value'])};" for p in plans] \
-                if "value" in f else []
-
-            def cond(port, pol):
-                s = self.ref(o[port])
-                return s if pol else f"!{s}"
-
-            def block(indent, head, stmts, tail="end"):
-                pad = "  " * indent
-                res = [pad + head + " begin"] + [pad + "  " + s for s in stmts]
-                return res, pad + tail
-
-            body = []
-            if f["arst"] is not None or (f["srst"] is not None and not f["ce_over_srst"]):
-                rport, rpol = ("ARST", f["arst"]) if f["arst"] is not None else ("SRST", f["srst"])
-                body.append(f"    if ({cond(rport, rpol)}) begin")
-                body += ["      " + s for s in stmts_r]
-                if f["en"] is not None:
-                    body.append(f"    end else if ({cond('EN', f['en'])}) begin")
-                else:
-                    body.append("    end else begin")
-                body += ["      " + s for s in stmts_d]
-                body.append("    end")
-            elif f["srst"] is not None:      # $sdffce: reset only when enabled
-                body.append(f"    if ({cond('EN', f['en'])}) begin")
-                body.append(f"      if ({cond('SRST', f['srst'])}) begin")
-                body += ["        " + s for s in stmts_r]
-                body.append("      end else begin")
-                body += ["        " + s for s in stmts_d]
-                body.append("      end")
-                body.append("    end")
-            elif f["en"] is not None:
-                body.append(f"    if ({cond('EN', f['en'])}) begin")
-                body += ["      " + s for s in stmts_d]
-                body.append("    end")
-            else:
-                body += ["    " + s for s in stmts_d]
-            lines += body
-            lines.append("  end")
-        return lines
-
-
-def netlist_to_verilog(netlist, top, header_lines=(), wire_bits=None):
-    """Verilog text of module ``top`` of a Yosys JSON netlist (as parsed by :func:`json.loads`).
-
-    ``wire_bits``, if a dict, receives ``{Verilog name: [netlist bit, ...]}`` for every internal
-    wire declared, LSB first: the JSON net id each bit carries, or None for a computed bit no net
-    of the netlist holds (ports keep their names and bits). Used to pair every wire with the
-    netlist when proving the text equivalent to it, and for debugging.
+    ``ports`` lists port names in the order wanted (others follow). Returns ``(module, names)``:
+    the new JSON module, and ``{name: [netlist bit, ...]}`` for every wire declared and every
+    output port, LSB first: the net of ``netlist`` each bit carries, or None for a net the pass
+    added (a widened result, a port's copy). Wire names are final: plain Verilog identifiers.
     """
     try:
-        module = netlist["modules"][top]
+        src = netlist["modules"][top]
     except KeyError:
-        raise VerilogWriterError(f"module {top!r} is not in the netlist") from None
-    writer = _Writer(module, top)
-    text = writer.write(header_lines)
-    if wire_bits is not None:
-        wire_bits.update(writer.wire_bits())
-    return text
+        raise VerilogExportError(f"module {top!r} is not in the netlist") from None
+    rank = {name: k for k, name in enumerate(ports or ())}
+    port_list = sorted(src["ports"].items(), key=lambda p: rank.get(p[0], len(rank)))
+    for name, pt in port_list:
+        if pt["direction"] not in ("input", "output"):
+            raise VerilogExportError(f"port {name}: direction {pt['direction']} is not supported")
+    ids = [b for n in [*src["netnames"].values(), *src["ports"].values()] for b in n["bits"]]
+    first_new = 1 + max([b for b in ids if isinstance(b, int)], default=0)
+    fresh = itertools.count(first_new)
+    cells, const = _rewrite_cells(src["cells"], fresh)
+
+    def subst(bits):        # x/z and result bits known to be 0 become constants
+        return [const.get(b, b) if isinstance(b, int) else b if b in "01" else "0" for b in bits]
+
+    for t, p, c in cells:
+        c.update((port, subst(bits)) for port, bits in c.items() if port not in ("Y", "Q"))
+    reads = {b for t, p, c in cells for port, bits in c.items() if port not in ("Y", "Q") for b in bits}
+
+    # An output bit that is a constant, an input or another output bit gets a net of its own,
+    # driven by one $buf per port (read_json would connect such bits one by one); so does a whole
+    # port read inside (bits of one port computed from others are circular logic to Verilator).
+    inputs = [b for _, pt in port_list if pt["direction"] == "input" for b in pt["bits"]]
+    seen, port_bits = set(inputs) | reads, {}
+    for name, pt in port_list:
+        bits = port_bits[name] = list(pt["bits"]) if pt["direction"] == "input" else subst(pt["bits"])
+        if pt["direction"] == "output":
+            inside = any(b in reads for b in bits)
+            copy = [i for i, b in enumerate(bits) if not isinstance(b, int) or b in seen or inside
+                    or b in bits[:i]]
+            seen.update(bits)
+            if copy:
+                a = [bits[i] for i in copy]
+                for i in copy:
+                    bits[i] = next(fresh)
+                cells.append(("$buf", {"WIDTH": len(copy)}, {"A": a, "Y": [bits[i] for i in copy]}))
+                reads.update(a)
+            reads.update(bits)
+    labels = {}
+    idle = [b for b in inputs if b not in reads]
+    if idle:    # input bits nothing reads are named once
+        labels[len(cells)] = "unused_inputs"
+        cells.append(("$reduce_xor", {"A_SIGNED": 0, "A_WIDTH": len(idle), "Y_WIDTH": 1},
+                      {"A": idle, "Y": [next(fresh)]}))
+
+    # Combinational cells in dependency order, then flip-flops (write_verilog sorts cells by name).
+    driver = {b: k for k, (t, p, c) in enumerate(cells) for b in c.get("Q", c.get("Y", ()))}
+    comb = {k: {driver[b] for port, bits in c.items() if port != "Y" for b in bits
+                if b in driver and cells[driver[b]][0] not in _FF}
+            for k, (t, p, c) in enumerate(cells) if t not in _FF}
+    try:
+        order = list(graphlib.TopologicalSorter(comb).static_order())
+    except graphlib.CycleError:
+        raise VerilogExportError("combinational loop in the netlist") from None
+    order += [k for k, cell in enumerate(cells) if cell[0] in _FF]
+
+    netnames, names = _name_nets(src["netnames"], cells, order, port_bits, driver, reads, labels,
+                                 first_new)
+    module = {
+        "ports": {name: {"direction": pt["direction"], "bits": port_bits[name]} for name, pt in port_list},
+        "cells": {f"$c{n:06d}": {"type": cells[k][0], "parameters": cells[k][1], "attributes": {},
+                                 "connections": cells[k][2]} for n, k in enumerate(order)},
+        "netnames": netnames,
+    }
+    names.update((name, [b if b < first_new else None for b in port_bits[name]])
+                 for name, pt in port_list if pt["direction"] == "output")
+    return module, names
+
+
+def _rewrite_cells(src_cells, fresh):
+    """The cells as ``(type, parameters, connections)`` with operands at the width each computes
+    at; and ``{net: "0"}`` for the result bits that became constants."""
+    const, out = {}, []
+    for name, cell in src_cells.items():
+        t, p, c = cell["type"], dict(cell["parameters"]), dict(cell["connections"])
+        if t == "$scopeinfo":
+            continue
+        if t not in SUPPORTED:
+            what = f"instance of {t} (not flattened)" if not t.startswith("$") else f"type {t}"
+            raise VerilogExportError(f"cell {name}: {what} is not supported by the Verilog export")
+        a_signed = _int(p.get("A_SIGNED", 0))
+        signed = a_signed and _int(p.get("B_SIGNED", a_signed))   # binary operators: both signed
+        if t in ("$divfloor", "$modfloor"):
+            if signed:
+                raise VerilogExportError(f"cell {name}: signed {t} (flooring division) is not supported")
+            t = "$div" if t == "$divfloor" else "$mod"     # the same for unsigned operands
+        if t in ("$shift", "$shiftx"):
+            if _int(p["B_SIGNED"]):
+                raise VerilogExportError(f"cell {name}: {t} by a signed amount is not supported")
+            t = "$shr"          # out of range, $shiftx reads x: zeros here
+        if t == "$logic_not":
+            t, c["B"], p["B_WIDTH"], p["B_SIGNED"] = "$eq", ["0"] * len(c["A"]), len(c["A"]), 0
+        if t == "$pmux":    # a chain of $mux: the last active select wins, as in Yosys' SAT model
+            w, y = len(c["A"]), c["A"]
+            for k, s in enumerate(c["S"]):
+                a, y = y, (c["Y"] if k == len(c["S"]) - 1 else [next(fresh) for _ in range(w)])
+                out.append(("$mux", {"WIDTH": w}, {"A": a, "B": c["B"][k * w:(k + 1) * w], "S": [s], "Y": y}))
+            continue
+        if t in ("$logic_and", "$logic_or"):    # one-bit operands
+            for port in "AB":
+                if len(c[port]) != 1:
+                    y = [next(fresh)]
+                    out.append(("$reduce_bool", {"A_SIGNED": 0, "A_WIDTH": len(c[port]), "Y_WIDTH": 1},
+                                {"A": c[port], "Y": y}))
+                    c[port] = y
+                p[port + "_WIDTH"], p[port + "_SIGNED"] = 1, 0
+        if t in _SAME_WIDTH or t in ("$shl", "$sshl"):
+            # Exact on the result's width: the low bits of a sum or product need only low bits.
+            w = len(c["Y"])
+            for port in ("AB" if t in _SAME_WIDTH and "B" in c else "A"):
+                c[port] = _ext(c[port], w, signed if t in _SAME_WIDTH else a_signed)
+                p[port + "_WIDTH"], p[port + "_SIGNED"] = w, 0
+        elif t in ("$shr", "$sshr", "$div", "$mod"):
+            # Computed at the widest of operands and result: the result widens to that.
+            div = t in ("$div", "$mod")
+            w = max(len(c["A"]), len(c["Y"]), len(c["B"]) if div else 0)
+            for port in ("AB" if div else "A"):
+                c[port] = _ext(c[port], w, signed if div else a_signed)
+                p[port + "_WIDTH"] = w
+            if div:
+                p["A_SIGNED"] = p["B_SIGNED"] = int(bool(signed))
+            elif t == "$shr":
+                p["A_SIGNED"] = 0
+            c["Y"] = c["Y"] + [next(fresh) for _ in range(w - len(c["Y"]))]
+            p["Y_WIDTH"] = w
+        elif t in _COMPARE:
+            w = max(len(c["A"]), len(c["B"]))
+            c["A"], c["B"] = _ext(c["A"], w, signed), _ext(c["B"], w, signed)
+            relational = int(bool(signed) and t in ("$lt", "$le", "$gt", "$ge"))
+            p.update(A_WIDTH=w, B_WIDTH=w, A_SIGNED=relational, B_SIGNED=relational)
+        if t in _COMPARE or t in _REDUCE or t in ("$logic_and", "$logic_or"):
+            const.update((b, "0") for b in c["Y"][1:] if isinstance(b, int))
+            c["Y"], p["Y_WIDTH"] = c["Y"][:1], 1
+        out.append((t, p, c))
+    return out, const
+
+
+def _name_nets(src_names, cells, order, port_bits, driver, reads, labels, first_new):
+    """One name per net: ports, then Amaranth's names, then names after the cells (``unused_*``
+    for bits nothing reads). Returns the JSON netnames and ``{name: [netlist bit or None]}``."""
+    taken, home = set(port_bits), {b for bits in port_bits.values() for b in bits}
+    netnames, names = {}, {}
+
+    def add(hint, bits, lo):
+        base = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9_]", "_", hint)).strip("_") or "n"
+        base = name = "n" + base if base[0].isdigit() else base
+        n = 1
+        while name in taken:
+            n += 1
+            name = f"{base}_{n}"
+        taken.add(name)
+        netnames[name] = {"bits": bits, "attributes": {}, **({"offset": lo} if lo else {})}
+        home.update(bits)
+        names[name] = [b if b < first_new else None for b in bits]
+
+    # Amaranth's names, narrowest (the most specific: a field before its struct) and shallowest
+    # first, each on its longest run of bits computed by one cell (bits of several cells could
+    # depend on each other, which Verilator reports as circular logic, UNOPTFLAT).
+    public = [(n, v["bits"]) for n, v in src_names.items() if not v.get("hide_name")]
+    for name, bits in sorted(public, key=lambda nb: (len(nb[1]), nb[0].count("."), nb[0])):
+        ok = [isinstance(b, int) and b in driver and b in reads and b not in home and bits.count(b) == 1
+              for b in bits]
+        best, i = (0, 0), 0
+        while i < len(bits):
+            j = i
+            while j < len(bits) and ok[j] and driver[bits[j]] == driver[bits[i]]:
+                j += 1
+            best = max(best, (i, j), key=lambda r: r[1] - r[0])
+            i = max(j, i + 1)
+        if best[1] > best[0]:
+            add(name, bits[best[0]:best[1]], best[0])
+    counter = {}
+    for k in order:
+        t, p, c = cells[k]
+        short = t.lstrip("$")
+        counter[short] = counter.get(short, 0) + 1
+        label = labels.get(k, f"{short}_{counter[short]}")
+        y, runs = c.get("Q", c.get("Y")), []
+        for i, b in enumerate(y):
+            kind = None if b in home else ("" if b in reads or label.startswith("unused") else "unused_")
+            if kind is not None and runs and runs[-1][0] == kind and runs[-1][2] == i:
+                runs[-1][2] = i + 1
+            elif kind is not None:
+                runs.append([kind, i, i + 1])
+        for kind, lo, hi in runs:
+            several = sum(r[0] == kind for r in runs) > 1
+            add(f"{kind}{label}_{lo}" if several else f"{kind}{label}", y[lo:hi], lo)
+    return netnames, names

@@ -1,25 +1,28 @@
-"""The Verilog writer (hw/verilog.py): lint-clean, formally equivalent, deterministic.
+"""The Verilog export (hw/verilog.py): lint-clean, formally equivalent, deterministic.
 
 Every design of the corpus below (small Amaranth components, and hand-written RTLIL for cells
 Amaranth does not emit directly) and every unit of the registry (defaults, two register stages,
-another rounding mode) is exported and then
+another rounding mode, and :data:`EXTRA_UNIT_CASES`: every mode and port set) is exported and then
 
 * linted with ``verilator --lint-only -Wall --quiet-stats`` (the option only drops Verilator's
   statistics banner): it must print nothing and exit 0;
-* proven equivalent with Yosys (:func:`prove_equivalent`): completely against the netlist the text
-  was written from (every wire and register paired, one small SAT problem per cut point), and for
-  the corpus also directly against Amaranth's RTLIL with a miter (exhaustive for combinational
-  designs, bounded from the all-zero state for clocked ones); the units' direct miters take
-  seconds each and run with ``--long`` / ``LOWBIT_LONG=1``. Breaking the writer on purpose
-  (zero- instead of sign-extension, pmux priority, enable polarity, reset values) makes both
-  checks fail;
-* checked for determinism: same text twice, also from another process with another hash seed;
-  no path, no Yosys banner, no attribute, no ``initial``, no lint pragma.
+* proven equivalent with Yosys (:func:`prove_equivalent`), the Verilog read back by Yosys:
+  completely against the netlist it was written from (every wire and register paired with the
+  netlist bits it carries, one small SAT problem per cut point), and for the corpus also directly
+  against Amaranth's RTLIL with a miter (exhaustive for combinational designs, bounded from the
+  all-zero state for clocked ones); the units' direct miters take seconds each and run with
+  ``--long`` / ``LOWBIT_LONG=1``. Breaking the pass on purpose (zero- instead of sign-extension,
+  the priority of a ``$pmux`` chain, ``$logic_not`` as ``$ne``, a right shift or a division at the
+  result's width, unsigned division of signed operands) makes these checks fail;
+* checked for determinism: same text twice, also from another process with another hash seed
+  and from a copy of the package at another path; no path, no Yosys banner, no attribute, no
+  ``initial``, no lint pragma.
 """
 
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -33,7 +36,7 @@ from amaranth.lib.wiring import In, Out
 from hw.export import to_rtlil, to_verilog
 from hw.tools import run_yosys, verilator_env
 from hw.units import UNITS
-from hw.verilog import VerilogWriterError, netlist_to_verilog, rtlil_to_verilog, yosys_netlist
+from hw.verilog import VerilogExportError, netlist_to_verilog, port_order, rtlil_to_verilog, yosys_netlist
 
 ROOT = Path(__file__).resolve().parents[1]
 SEQ_DEPTH = 3
@@ -333,9 +336,9 @@ def _binop(kind, name, a, b, y, aw, bw, yw, asg, bsg):
 
 def _rtlil_cells():
     cells = []
-    cells += _binop("shift", "sh1", "\\a", "\\sb", "\\y1", 8, 3, 10, True, True)
+    cells += _binop("shift", "sh1", "\\a", "\\sb", "\\y1", 8, 3, 10, True, False)
     cells += _binop("shift", "sh2", "\\a", "\\s", "\\y2", 8, 3, 6, False, False)
-    cells += _binop("shiftx", "sx1", "\\a", "\\sb", "\\y3", 8, 3, 3, False, True)
+    cells += _binop("shiftx", "sx1", "\\a", "\\sb", "\\y3", 8, 3, 3, False, False)
     cells += _binop("shiftx", "sx2", "\\a", "\\s", "\\y4", 8, 3, 4, False, False)
     cells += _binop("sshr", "ss1", "\\a", "\\s", "\\y5", 8, 3, 11, True, False)
     cells += _binop("shr", "sr1", "\\a", "\\s", "\\y6", 8, 3, 11, True, False)
@@ -356,11 +359,9 @@ def _rtlil_cells():
     cells += _cell("bmux", "bm1", {"WIDTH": 2, "S_WIDTH": 2}, {"A": "\\a", "S": "\\s [1:0]", "Y": "\\y14"})
     cells += _cell("pmux", "pm1", {"WIDTH": 3, "S_WIDTH": 3},
                    {"A": "\\a [2:0]", "B": "{ \\a [7:5] \\sb \\a [5:3] }", "S": "\\s", "Y": "\\y15"})
-    cells += _cell("bwmux", "bw1", {"WIDTH": 3}, {"A": "\\a [2:0]", "B": "\\sb", "S": "\\s", "Y": "\\y16"})
-    cells += _cell("bweqx", "bq1", {"WIDTH": 3}, {"A": "\\a [7:5]", "B": "\\sb", "Y": "\\y17"})
     ports = [("input", "a", 8), ("input", "s", 3), ("input", "sb", 3)]
     ports += [("output", f"y{k}", w) for k, w in enumerate(
-        [10, 6, 3, 4, 11, 11, 9, 5, 8, 3, 8, 9, 10, 2, 3, 3, 3], start=1)]
+        [10, 6, 3, 4, 11, 11, 9, 5, 8, 3, 8, 9, 10, 2, 3], start=1)]
     return _rtlil_module("cells", ports, cells)
 
 
@@ -527,8 +528,12 @@ def _cut_script(netlist, wire_bits, top, workdir):
     run_yosys(["-q", "-s", "gate.ys"], cwd=workdir, log="gate.log", step=f"reading back {top}")
     gate = json.loads((workdir / "gate.json").read_text())["modules"][top]
     gold = netlist["modules"][top]
-    names = {n: b for n, b in wire_bits.items() if None not in b}
-    gate_names = {n: gate["netnames"][n]["bits"] for n in names}
+    names, gate_names = {}, {}
+    for name, bits in wire_bits.items():        # the bits the netlist has a net for
+        keep = [i for i, b in enumerate(bits) if b is not None]
+        if keep:
+            names[name] = [bits[i] for i in keep]
+            gate_names[name] = [gate["netnames"][name]["bits"][i] for i in keep]
     paired = {b for bits in names.values() for b in bits}
     unpaired = [b for b in _ff_bits(gold) if isinstance(b, int) and b not in paired]
     free_gold = {"gold": unpaired} if unpaired else {}   # register bits the Verilog left out
@@ -560,8 +565,8 @@ def check_text(text):
 def check_design(rtlil_text, top, tmp_path, direct=True):
     netlist = yosys_netlist(rtlil_text, top)
     wire_bits = {}
-    text = netlist_to_verilog(netlist, top, ["test"], wire_bits=wire_bits)
-    assert netlist_to_verilog(netlist, top, ["test"]) == text
+    text = netlist_to_verilog(netlist, top, ["test"], port_order(rtlil_text, top), wire_bits=wire_bits)
+    assert rtlil_to_verilog(rtlil_text, top, ["test"]) == text
     check_text(text)
     path = tmp_path / f"{top}.v"
     path.write_text(text)
@@ -582,8 +587,20 @@ def test_rtlil_corpus(name, tmp_path):
     check_design(RTLIL_CORPUS[name](), name, tmp_path)
 
 
+#: Configurations beyond :func:`_unit_cases`' variations: every mode and port set of the units.
+EXTRA_UNIT_CASES = [
+    ("stochastic_round", {"rand_source": "port"}),
+    ("fp8_fma", {"rounding": "sr", "rand_source": "lfsr"}),
+    ("accumulator", {"lanes": 4, "chunk": 8, "front": "mac4", "rounding": "sr", "x_signed": False}),
+    ("mac4", {"mode": "acc"}),
+    ("mac4", {"mode": "acc", "rounding": "sr", "stages": 2}),
+    ("mac4", {"mode": "int"}),
+]
+
+
 def _unit_cases():
-    """Each registered unit with its defaults, two register stages, and another rounding mode."""
+    """Each registered unit with its defaults, two register stages and another rounding mode, and
+    :data:`EXTRA_UNIT_CASES`."""
     cases = []
     for unit_name, unit in sorted(UNITS.items()):
         variations = [{}]
@@ -595,10 +612,10 @@ def _unit_cases():
             other = "sr" if rounding.default != "sr" else "rne"
             if other in rounding.choices:
                 variations.append({"rounding": other})
-        for params in variations:
-            label = "-".join(f"{k}={v}" for k, v in params.items()) or "defaults"
-            cases.append(pytest.param(unit_name, params, id=f"{unit_name}-{label}"))
-    return cases
+        cases += [(unit_name, params) for params in variations]
+    cases += EXTRA_UNIT_CASES
+    return [pytest.param(name, params, id=f"{name}-" + ("-".join(f"{k}={v}" for k, v in params.items())
+                                                        or "defaults")) for name, params in cases]
 
 
 def _build_unit(unit_name, params):
@@ -619,58 +636,95 @@ def test_units(unit_name, params, tmp_path):
 def test_units_against_rtlil(unit_name, params, tmp_path):
     """The direct miter against Amaranth's RTLIL for the units: seconds of SAT each, so opt-in."""
     rtlil_text = _build_unit(unit_name, params)
-    netlist = yosys_netlist(rtlil_text, unit_name)
-    text = netlist_to_verilog(netlist, unit_name)
-    prove_equivalent(rtlil_text, netlist, {}, text, unit_name, tmp_path, direct=True, cut=False)
+    text = rtlil_to_verilog(rtlil_text, unit_name)
+    prove_equivalent(rtlil_text, None, {}, text, unit_name, tmp_path, direct=True, cut=False)
 
 
 _EXPORT_ALL = """\
 import sys
+from pathlib import Path
 from hw.units import UNITS
 from hw.export import to_verilog
+assert Path(to_verilog.__code__.co_filename).resolve().is_relative_to(Path(sys.argv[1]).resolve())
 for name in sorted(UNITS):
     sys.stdout.write(to_verilog(UNITS[name].build(), name, ["unit " + name]))
 """
 
 
 def test_export_deterministic(tmp_path):
-    """Exports of every unit are identical in-process and from a fresh process (other hash seed)."""
+    """Exports of every unit are identical in-process, from a fresh process (other hash seed) and
+    from a copy of the package at another path."""
     texts = []
     for name in sorted(UNITS):
         text = to_verilog(UNITS[name].build(), name, ["unit " + name])
-        assert text.startswith("// Generated by lowbit ") and f"\n// unit {name}\nmodule {name} (" in text
+        assert text.startswith("// Generated by lowbit ") and f"\n// unit {name}\nmodule {name}(" in text
         check_text(text)
         texts.append(text)
-    env = dict(os.environ, PYTHONHASHSEED="12345", PYTHONPATH=str(ROOT))
-    other = subprocess.run([sys.executable, "-c", _EXPORT_ALL], cwd=tmp_path, env=env, capture_output=True,
-                           text=True, check=True).stdout
-    assert other == "".join(texts)
+    assert to_verilog(UNITS["mac4"].build(), "mac4", ["unit mac4"]) == texts[sorted(UNITS).index("mac4")]
+    checkout = tmp_path / "elsewhere" / "checkout"
+    shutil.copytree(ROOT / "hw", checkout / "hw", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "golden", checkout / "golden", ignore=shutil.ignore_patterns("__pycache__"))
+    for path, seed in ((ROOT, "12345"), (checkout, "54321")):
+        env = dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=str(path))
+        other = subprocess.run([sys.executable, "-c", _EXPORT_ALL, str(path)], cwd=tmp_path, env=env,
+                               capture_output=True, text=True, check=True).stdout
+        assert other == "".join(texts), path
 
 
-def test_netlist_writer_deterministic():
-    """The writer alone gives the same text for the same netlist (no hidden state)."""
-    il = to_rtlil(Arith(), "arith")
-    netlist = yosys_netlist(il, "arith")
-    assert netlist_to_verilog(netlist, "arith") == netlist_to_verilog(netlist, "arith")
-    assert rtlil_to_verilog(il, "arith") == netlist_to_verilog(netlist, "arith")
+def test_ports_in_declaration_order():
+    """Ports come in Amaranth's order (its first port is numbered 0, which Yosys would move last),
+    and keep their names: ``rand``, a SystemVerilog keyword, is escaped."""
+    text = to_verilog(UNITS["fp8_fma"].build(rounding="sr"), "fp8_fma")
+    assert "\nmodule fp8_fma(a, b, c, \\rand , y);\n" in text
+    assert "  input [7:0] \\rand ;\n" in text
+    arith = Arith()
+    assert port_order(to_rtlil(arith, "arith"), "arith") == list(arith.signature.members)
 
 
-def test_unused_inputs_named():
+def test_unused_inputs_named(tmp_path):
+    """Input bits the design never reads are named once, in a wire Verilator's -Wall accepts."""
     text = rtlil_to_verilog(to_rtlil(Passthrough(), "pt"), "pt")
-    assert "wire unused_inputs = ^{unused_in, a[7:6], a[3:1]};" in text
-    assert "assign k = 4'h9;" in text or "assign k = 4'b1001;" in text
+    assert "  assign unused_inputs = ^ { unused_in, a[7:6], a[3:1] };\n" in text
+    assert "  assign y = { 2'h1, a[0], a[0], a[5:4] };\n" in text and "  assign k = 4'h9;\n" in text
+    path = tmp_path / "pt.v"
+    path.write_text(text.replace("unused_inputs", "ignored_inputs"))
+    with pytest.raises(AssertionError, match="UNUSEDSIGNAL"):   # the name is what keeps lint quiet
+        lint(path)
 
 
-def test_explicit_extension():
-    """Operands are extended explicitly: sign for signed/signed, zero otherwise."""
+def test_unread_results_named():
+    """Computed bits nothing reads land in ``unused_*`` wires: the unread bits of a shared sum, the
+    high bits of a right shift computed at its operand's width."""
     text = rtlil_to_verilog(to_rtlil(Arith(), "arith"), "arith")
-    assert "$signed(" in text
-    assert re.search(r"\{\d+\{a\[4\]\}\}", text), text          # a sign-extended somewhere
-    assert "unused_" in text                                      # a partially read sum
+    assert re.search(r"\n  assign \{ carry, unused_\w+, [^}]*\} = ", text), text
+    text = rtlil_to_verilog(_rtlil_cells(), "cells")
+    assert re.search(r"\n  assign \{ unused_shr_\w+, y2 \} = a >> s;\n", text), text
 
 
-def test_rejects_unsupported():
-    with pytest.raises(VerilogWriterError, match=r"signed \$divfloor"):
-        rtlil_to_verilog(to_rtlil(SignedDivision(), "sdiv"), "sdiv")
+_UNSUPPORTED = {
+    "signed $divfloor": lambda: to_rtlil(SignedDivision(), "sdiv"),
+    "$shift by a signed amount": lambda: _rtlil_module(
+        "sh", [("input", "a", 8), ("input", "b", 3), ("output", "y", 8)],
+        _binop("shift", "sh", "\\a", "\\b", "\\y", 8, 3, 8, False, True)),
+    "type $bwmux": lambda: _rtlil_module(
+        "bw", [("input", "a", 3), ("input", "b", 3), ("input", "s", 3), ("output", "y", 3)],
+        _cell("bwmux", "bw", {"WIDTH": 3}, {"A": "\\a", "B": "\\b", "S": "\\s", "Y": "\\y"})),
+}
+
+
+@pytest.mark.parametrize("what", sorted(_UNSUPPORTED))
+def test_rejects_unsupported(what):
+    rtlil_text = _UNSUPPORTED[what]()
+    top = re.search(r"^module \\(\S+)", rtlil_text, re.M)[1]
+    with pytest.raises(VerilogExportError) as info:
+        rtlil_to_verilog(rtlil_text, top)
+    message = str(info.value)
+    assert isinstance(info.value, ValueError) and "\n" not in message
+    assert re.match(r"cell \S+: ", message) and what in message and "not supported" in message
+
+
+def test_rejects_bad_module_name():
     with pytest.raises(ValueError, match="module name"):
         to_verilog(None, "bad name")   # the name is checked before anything is built
+    with pytest.raises(VerilogExportError, match="not in the netlist"):
+        netlist_to_verilog({"modules": {}}, "missing")
