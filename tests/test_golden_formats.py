@@ -14,7 +14,7 @@ import pytest
 
 from golden.exact import SignedZero, decode_fraction, round_fraction
 from golden.formats import (PRESETS, FixedFormat, FloatFormat, FormatError, IntFormat, parse_format)
-from golden.raw import Raw, add_raw, bitlen, from_float, mul_raw, round_raw, unpack
+from golden.raw import Raw, add_raw, bitlen, div_raw, from_float, mul_raw, round_raw, unpack
 
 MODES = ("rne", "rna", "rtz")
 
@@ -277,6 +277,34 @@ def test_add_raw_is_exact_or_sticky():
             assert got == exact
             if exact == 0 and a.sign[k] != b.sign[k]:
                 assert s.sign[k] == 0
+
+
+def test_div_raw_is_exact_or_sticky():
+    rng = np.random.default_rng(4)
+    n = 3000
+    def rand_raw(lo):
+        sig = rng.integers(lo, 1 << 62, n, dtype=np.uint64) >> rng.integers(0, 62, n).astype(np.uint64)
+        return Raw(rng.integers(0, 2, n), np.maximum(sig, lo).astype(np.uint64), rng.integers(-80, 80, n),
+                   np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool))
+    a, b = rand_raw(0), rand_raw(1)
+    a.sig[:5] = [0, 1, 3, 1 << 61, 12345]
+    b.sig[:5] = [7, 1, 3, 3, 12345]
+    q = div_raw(a, b)
+    for k in range(n):
+        exact = _to_fraction(a, k) / _to_fraction(b, k)
+        got = _to_fraction(q, k)
+        if exact == 0:
+            assert got == 0 and not q.sticky[k] and q.sign[k] == a.sign[k] ^ b.sign[k]
+            continue
+        assert int(q.sig[k]).bit_length() == 62 and (exact < 0) == (q.sign[k] == 1)
+        if q.sticky[k]:
+            assert abs(got) < abs(exact) < abs(got) + Fraction(2) ** int(q.exp[k])
+        else:
+            assert got == exact
+    nan_inf = div_raw(unpack(parse_format("e5m2"), np.array([0x7E, 0xFC])), from_float(np.array([2.0, 2.0])))
+    assert list(nan_inf.nan) == [True, False] and list(nan_inf.inf) == [False, True] and nan_inf.sign[1] == 1
+    with pytest.raises(ValueError, match="divisor"):
+        div_raw(from_float(np.array([1.0])), from_float(np.array([0.0])))
 
 
 def test_mul_raw_specials():
