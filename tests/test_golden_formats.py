@@ -47,6 +47,13 @@ def test_fp4_r4_magnitudes():
     assert fmt.max_value == 64.0
 
 
+def test_fp4_luq_magnitudes():
+    fmt = parse_format("fp4_luq")
+    assert fmt == FloatFormat(3, 0, bias=1, specials="finite") and fmt.subnormals
+    assert list(fmt.decode(np.arange(8))) == [0.0] + [2.0 ** k for k in range(7)]
+    assert fmt.max_value == 64.0 and fmt.min_normal == 1.0
+
+
 def test_special_codes():
     e5m2, e4m3, e6m9 = parse_format("e5m2"), parse_format("fp8_e4m3"), parse_format("fp16_e6m9")
     assert (e5m2.nan_code, e5m2.inf_code, e5m2.max_code) == (0x7E, 0x7C, 0x7B)
@@ -154,7 +161,7 @@ def test_fn_formats_saturate():
 
 FORMATS_FOR_EXACT = ["e5m2", "fp8_e4m3", "fp16_e6m9", "e6m9", "e3m2:nosub", "e4m3:finite", "e2m1:fn",
                      "fp4_r4", "e3m0:r4:bias=3:fn", "e2m0:r4:fn",
-                     "e2m0:r4:bias=1:finite"]
+                     "e2m0:r4:bias=1:finite", "fp4_luq"]
 
 
 def _fraction_samples(rng, n):
