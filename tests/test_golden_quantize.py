@@ -1,4 +1,4 @@
-"""Tests of golden/quantize.py (FP4 with two-phase rounding, GradScale, PACT, SAWB, max-abs INT4)
+"""Tests of golden/quantize.py (FP4 with two-phase rounding, GradScale, LUQ, PACT, SAWB, max-abs INT4)
 against independent exact references (fractions.Fraction)."""
 
 from fractions import Fraction
@@ -9,9 +9,11 @@ import pytest
 
 from fp4ref import FP4, fp4_frac, grid
 from golden.exact import round_fraction
+from golden.formats import parse_format
 from golden.mac4 import fp4_value
-from golden.quantize import (gradscale_init, gradscale_update, quantize_fp4, quantize_int4_maxabs,
-                             quantize_int4_pact, quantize_int4_sawb, tpr_quantize)
+from golden.quantize import (LUQ_FP4, amax, amax_codes, gradscale_init, gradscale_update, luq_decode,
+                             luq_quantize, luq_quantize_codes, luq_scale_exp, luq_smp, quantize_fp4,
+                             quantize_int4_maxabs, quantize_int4_pact, quantize_int4_sawb, tpr_quantize)
 
 RNG_SEED = 20200
 
@@ -258,5 +260,220 @@ def test_sawb_formula():
     (lambda: quantize_int4_sawb([]), "nonempty"),
 ])
 def test_validation(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+# -- LUQ: definitions (independent Fraction reference) -----------------------------------------------
+
+def luq_level(code):
+    """Signed level of an fp4_luq code, in units of alpha, from the layout alone: sign = bit 3,
+    exponent e = bits 0-2, e = 0 zero, else 2**(e-1)."""
+    code = np.asarray(code).astype(np.int64)
+    e = code & 7
+    mag = np.where(e == 0, 0, np.left_shift(1, np.maximum(e - 1, 0)))
+    return np.where(code >> 3 == 1, -mag, mag)
+
+
+def floor_log2(y):
+    n = y.numerator.bit_length() - y.denominator.bit_length()
+    while Fraction(2) ** n > y:
+        n -= 1
+    while Fraction(2) ** (n + 1) <= y:
+        n += 1
+    return n
+
+
+def luq_ref(x, alpha, rounding, r=None, R=None):
+    """LUQ of the float x with scale alpha, as (sign bit, level), written from the definitions:
+    stochastic underflow below alpha, log-domain rounding between 2**n alpha and 2**(n+1) alpha,
+    saturation at 2**6 alpha, the R-bit rule up iff floor(p * 2**R) + r >= 2**R for the probability
+    p of rounding up; rne: nearest, ties up (1.5 * 2**n) or to 0 (alpha / 2)."""
+    if np.isnan(x):
+        return 0, 0
+    sign = 1 if np.signbit(x) else 0
+    if np.isinf(x):
+        return sign, 64
+    y = abs(Fraction(float(x))) / Fraction(float(alpha))
+    if y >= 64:
+        return sign, 64
+    if y >= 1:
+        n = floor_log2(y)
+        lo = Fraction(2) ** n
+        p = (y - lo) / lo                               # LUQ's P(up) = (|x| - 2**n a) / (2**n a)
+        up = floor(p * 2 ** R) + r >= 2 ** R if rounding == "sr" else y >= lo * Fraction(3, 2)
+        return sign, min(int(lo) * 2 if up else int(lo), 64)
+    up = floor(y * 2 ** R) + r >= 2 ** R if rounding == "sr" else y > Fraction(1, 2)
+    return sign, 1 if up else 0
+
+
+def _luq_cases(rng):
+    """Values around every decision point of the R-bit rule for a few alphas (short and long
+    significands, powers of two), plus random magnitudes, zeros, Inf, NaN."""
+    out = []
+    for alpha in (1.0, 2.0 ** -7, 3 * 2.0 ** -10, 1 / 3, 0.7, 2.0 ** 40 / 7):
+        base = [alpha * 2.0 ** n * (1 + j / 16) for n in range(-1, 8) for j in range(16)]
+        base += [alpha * j / 256 for j in range(1, 256, 7)]
+        v = np.array(base)
+        v = np.concatenate([v, np.nextafter(v, 0), np.nextafter(v, np.inf),
+                            alpha * 2.0 ** rng.uniform(-12, 8, 200), [0.0, -0.0, np.inf, -np.inf, np.nan]])
+        out.append((alpha, v * rng.choice([-1.0, 1.0], len(v))))
+    return out
+
+
+@pytest.mark.parametrize("R", [1, 3, 8, 17, 32])
+def test_luq_sr_definition(R):
+    rng = np.random.default_rng(RNG_SEED + R)
+    for alpha, v in _luq_cases(rng):
+        r = rng.integers(0, 1 << R, v.shape, dtype=np.uint64)
+        codes, a = luq_quantize(v, alpha, "sr", rbits=r, rand_bits=R)
+        assert a == alpha and codes.dtype == np.uint8
+        lev = luq_level(codes)
+        for x, c, l, rr in zip(v, codes, lev, r):
+            sign, mag = luq_ref(x, alpha, "sr", int(rr), R)
+            assert (int(c) >> 3, abs(int(l))) == (sign, mag), (x, alpha, int(rr))
+
+
+def test_luq_rne_definition():
+    rng = np.random.default_rng(RNG_SEED)
+    for alpha, v in _luq_cases(rng):
+        codes, _ = luq_quantize(v, alpha, "rne")
+        for x, c in zip(v, codes):
+            sign, mag = luq_ref(x, alpha, "rne")
+            assert (int(c) >> 3, abs(int(luq_level(c)))) == (sign, mag), (x, alpha)
+    # the ties, stated
+    c, _ = luq_quantize(np.array([1.5, 0.5, 3.0, 0.25, -6.0, 96.0, 100.0]), 1.0, "rne")
+    assert list(luq_level(c)) == [2, 0, 4, 0, -8, 64, 64]
+
+
+@pytest.mark.parametrize("x_format", ["fp16", "bf16", "fp32"])
+def test_luq_codes_form_is_the_values_form(x_format):
+    """The hardware form (float codes, alpha = 2**scale_exp) equals LUQ of the decoded values."""
+    fmt = parse_format(x_format)
+    rng = np.random.default_rng(RNG_SEED)
+    codes = np.arange(1 << 16) if fmt.width == 16 else rng.integers(0, 1 << 32, 1 << 16, dtype=np.int64)
+    codes = np.concatenate([codes, fmt.edge_codes()])
+    R = 8
+    for se in (-20, -3, 0, 9):
+        r = rng.integers(0, 1 << R, codes.shape)
+        q = luq_quantize_codes(codes, x_format, se, "sr", rbits=r, rand_bits=R)
+        q2, _ = luq_quantize(fmt.decode(codes), 2.0 ** se, "sr", rbits=r, rand_bits=R)
+        assert np.array_equal(q, q2)
+        assert np.array_equal(luq_quantize_codes(codes, x_format, se, "rne"),
+                              luq_quantize(fmt.decode(codes), 2.0 ** se, "rne")[0])
+    # per-element scale exponents broadcast
+    se = rng.integers(-10, 10, codes.shape)
+    q = luq_quantize_codes(codes, x_format, se, "rne")
+    assert np.array_equal(q, luq_quantize(fmt.decode(codes), np.ldexp(1.0, se), "rne")[0])
+
+
+def test_luq_specials_and_layout():
+    assert LUQ_FP4 == parse_format("e3m0:bias=1:finite") and str(LUQ_FP4) == "fp4_luq"
+    assert list(luq_decode(np.arange(16), 0.5)) == [0.0, 0.5, 1, 2, 4, 8, 16, 32, -0.0, -0.5, -1, -2, -4,
+                                                    -8, -16, -32]
+    assert list(luq_level(np.arange(16))) == [int(v) for v in LUQ_FP4.decode(np.arange(16))]
+    f16 = parse_format("fp16")
+    c = f16.encode(np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-7, -1e-7, 65504.0]))
+    q = luq_quantize_codes(c, "fp16", 0, "sr", rbits=np.zeros(len(c), np.int64), rand_bits=4)
+    assert list(q) == [0, 7, 15, 0, 8, 0, 8, 7]        # NaN -> +0; Inf saturates; zeros keep the sign
+
+
+def test_luq_alpha_from_max():
+    rng = np.random.default_rng(RNG_SEED)
+    x = rng.normal(size=(3, 16)) * np.array([[1e-3], [1.0], [7e5]])
+    # per tensor: the max magnitude maps exactly to the top level, deterministically
+    R = 6
+    codes, alpha = luq_quantize(x, "max", "sr", rbits=rng.integers(0, 1 << R, x.shape), rand_bits=R)
+    assert alpha.shape == () and alpha == np.max(np.abs(x)) / 64
+    i = np.unravel_index(np.argmax(np.abs(x)), x.shape)
+    assert abs(int(luq_level(codes[i]))) == 64
+    # per block: one alpha per block of 8 along the last axis
+    codes, alpha = luq_quantize(x, "max", "rne", block=8)
+    assert alpha.shape == (3, 2)
+    assert np.array_equal(alpha, np.max(np.abs(x.reshape(3, 2, 8)), axis=-1) / 64)
+    assert np.array_equal(amax(x, block=8), alpha * 64)
+    dec = luq_decode(codes, alpha, block=8)
+    assert np.all(np.abs(dec) <= np.repeat(alpha, 8, axis=-1) * 64)
+    assert np.all(np.max(np.abs(dec.reshape(3, 2, 8)), axis=-1) == alpha * 64)
+    # power-of-two alpha: the smallest power of two whose top level covers the max
+    _, a2 = luq_quantize(x, "pow2", "rne", block=4)
+    m = amax(x, block=4)
+    assert np.all(a2 * 64 >= m) and np.all(a2 * 32 < m)
+    assert np.all(np.frexp(a2)[0] == 0.5)
+    assert list(luq_scale_exp(np.array([0.0, 1.0, 64.0, 64.5, 128.0, 2.0 ** -30, 3.0]))) == \
+        [0, -6, 0, 1, 1, -36, -4]
+    # all-zero block: alpha 0 ("max") or 1 ("pow2"), codes keep the zeros' signs
+    z = np.array([[0.0, -0.0, 0.0, 0.0], [1.0, -2.0, 0.5, 0.25]])
+    c, a = luq_quantize(z, "max", "rne", block=4)
+    assert list(a[:, 0]) == [0.0, 2.0 / 64] and list(c[0]) == [0, 8, 0, 0]
+    assert list(luq_quantize(z, "pow2", "rne", block=4)[1][:, 0]) == [1.0, 2.0 ** -5]
+
+
+def test_amax_nan_inf():
+    v = np.array([[1.0, -3.0, np.inf, 2.0], [np.nan, -np.inf, -np.inf, 0.0], [0.0, -0.0, 0.0, -5.0]])
+    m = amax(v, block=2)
+    assert np.isnan(m[1, 0]) and m[0, 1] == np.inf and m[1, 1] == np.inf and m[0, 0] == 3.0
+    assert m[2, 0] == 0.0 and m[2, 1] == 5.0 and np.isnan(amax(v))
+    with pytest.raises(ValueError, match="finite"):
+        luq_quantize(v, "max", "rne")
+    with pytest.raises(ValueError, match="block must divide"):
+        amax(v, block=3)
+    # the code-domain reducer: magnitude codes, NaN codes above Inf above finite values
+    for name in ("fp16", "bf16", "fp8_e4m3", "fp32"):
+        fmt = parse_format(name)
+        rng = np.random.default_rng(RNG_SEED)
+        vals = rng.normal(size=(4, 64)) * 2.0 ** rng.integers(-8, 8, (4, 1))
+        codes = fmt.encode(vals)
+        got = amax_codes(codes, name, block=16)
+        dec = fmt.decode(got)
+        assert got.dtype == fmt.code_dtype
+        assert np.array_equal(dec, np.max(np.abs(fmt.decode(codes)).reshape(4, 4, 16), axis=-1))
+        codes[0, 3] = fmt.encode(np.array([np.nan]))[0] | fmt.sign_mask
+        assert np.isnan(fmt.decode(amax_codes(codes, name, block=16))[0, 0])
+        assert np.isnan(fmt.decode(amax_codes(codes, name)))
+        if fmt.has_inf:
+            codes[1, 20] = fmt.encode(np.array([-np.inf]))[0]
+            assert fmt.decode(amax_codes(codes, name, block=16))[1, 1] == np.inf
+
+
+def test_luq_smp():
+    """SMP: the mean of s samples has expectation E[Q] and variance Var[Q] / s, exactly (every pair
+    of R-bit words enumerated)."""
+    R = 4
+    x = np.array([0.3, -0.05, 1.7, 2.9, -40.0, 0.01])
+    alpha = 1.0
+    words = np.arange(1 << R)
+    single = luq_level(luq_quantize(x[None, :], alpha, "sr", rbits=words[:, None], rand_bits=R)[0])
+    e1 = [Fraction(int(s), 1 << R) for s in single.sum(axis=0)]
+    v1 = [Fraction(int(s2), 1 << R) - e * e for s2, e in zip((single ** 2).sum(axis=0), e1)]
+    r0, r1 = np.meshgrid(words, words, indexing="ij")
+    rb = np.stack([r0.ravel(), r1.ravel()])[:, :, None] * np.ones(len(x), np.int64)   # (2, 256, 6)
+    mean, codes, a = luq_smp(np.broadcast_to(x, (1 << 2 * R, len(x))), rb, R, scale=alpha)
+    assert codes.shape == (2, 1 << 2 * R, len(x)) and a == alpha
+    n = luq_level(codes).sum(axis=0)                                   # exact integer sums
+    assert np.array_equal(mean, n / 2)
+    for j in range(len(x)):
+        e2 = Fraction(int(n[:, j].sum()), 2 << 2 * R)
+        var2 = Fraction(int((n[:, j] ** 2).sum()), 4 << 2 * R) - e2 * e2
+        assert e2 == e1[j] and var2 == v1[j] / 2
+    assert any(v > 0 for v in v1)
+    with pytest.raises(ValueError, match="rbits must have shape"):
+        luq_smp(x, np.zeros((2, 3)), R)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: luq_quantize([1.0], 0.0, "rne"), "scale"),
+    (lambda: luq_quantize([1.0], "max", "rtz"), "rounding"),
+    (lambda: luq_quantize([1.0], "max", "sr"), "rand_bits"),
+    (lambda: luq_quantize([1.0], "mean", "rne"), "scale"),
+    (lambda: luq_quantize_codes([1], "fp4_r4", 0, "rne"), "x_format"),
+    (lambda: luq_quantize_codes([1.5], "fp16", 0, "rne"), "codes"),
+    (lambda: luq_quantize_codes([1], "fp16", 1 << 20, "rne"), "scale_exp"),
+    (lambda: luq_scale_exp(np.inf), "finite"),
+    (lambda: luq_quantize([1e-310, 0.0], "pow2", "rne"), "2\\*\\*-1016"),
+    (lambda: amax([]), "nonempty"),
+    (lambda: amax_codes([0, 1], "fp16", block=0), "block"),
+])
+def test_validation_luq(call, match):
     with pytest.raises(ValueError, match=match):
         call()
