@@ -1,5 +1,6 @@
 """Tests of golden/quantize.py (FP4 with two-phase rounding, GradScale, LUQ, PACT, SAWB, max-abs INT4)
-against independent exact references (fractions.Fraction)."""
+against independent exact references (fractions.Fraction, integers), and the exact unbiasedness proofs
+of the stochastic quantizers."""
 
 from fractions import Fraction
 from math import floor, fsum, sqrt
@@ -247,6 +248,211 @@ def test_sawb_formula():
     for i in range(3):
         a = 12.1 * sqrt(fsum(x * x for x in wc[i]) / 400) - 12.2 * fsum(abs(x) for x in wc[i]) / 400
         assert abs(7 * sc[i, 0] - a) <= 1e-12 * a
+
+# -- Exact unbiasedness: E[Q(x)] over all 2**R words, every FP16 x ------------------------------------
+#
+# For each quantizer and every finite binary16 x, E[Q(x)] = 2**-R * sum over the 2**R words r of
+# Q(x, r), summed exactly in integers (units of 2**-24 for the input, of the result's grid for Q). The
+# claim checked (docs/arithmetic.md, gradient quantizers, "bias"): inside the range, with lo <= |x| <
+# hi the two grid neighbours of |x|, gap = hi - lo,
+#     |x| - |E[Q(x)]| = (((|x| - lo) * 2**R) mod gap) / 2**R,   so   0 <= |x| - |E[Q(x)]| < 2**-R * gap,
+# and E[Q(x)] has the sign of x. lo and gap are derived here from each quantizer's definition, not
+# from the model. Out of range, the stated saturation / flush values are checked.
+
+UNIT = 24                                        # binary16 values are integers in units of 2**-24
+F16 = np.arange(1 << 16)
+F16_VALUES = F16.astype(np.uint16).view(np.float16).astype(np.float64)      # numpy's own decoding
+F16_FINITE = np.isfinite(F16_VALUES)
+X_UNITS = np.where(F16_FINITE, np.abs(np.where(F16_FINITE, F16_VALUES, 0.0)) * 2.0 ** UNIT, 0).astype(np.int64)
+CI_RBITS = (1, 2, 3, 4, 5, 8)
+
+
+def _word_sums(quantize, level, R, codes=F16, chunk_elems=1 << 20):
+    """For each code: the exact integer sum over all 2**R words r of level(quantize(code, r)), the
+    words enumerated through the model (vectorized, in chunks)."""
+    words = np.arange(1 << R, dtype=np.int64)
+    step = max(1, chunk_elems >> R)
+    out = np.empty(len(codes), np.int64)
+    for i in range(0, len(codes), step):
+        c = codes[i:i + step]
+        out[i:i + len(c)] = level(quantize(c[:, None], words[None, :])).sum(axis=1)
+    return out
+
+
+def _floor_log2(x):
+    """floor(log2(x)) of positive int64 arrays."""
+    return np.frexp(x.astype(np.float64))[1].astype(np.int64) - 1      # exact below 2**53
+
+
+def _check_bias(name, R, sums, q_unit, lo, gap, inside):
+    """sums * q_unit = 2**R * E[Q(x)] in units of 2**-24; lo, gap in the same units; inside: mask."""
+    assert inside.any()
+    got = np.where(F16_VALUES < 0, -sums, sums)[inside] * q_unit
+    assert np.all(got >= 0), f"{name} R={R}: E[Q(x)] with the wrong sign"
+    x = X_UNITS[inside] << R
+    bias = x - got                                                     # 2**R * (|x| - |E[Q(x)]|)
+    g = gap[inside]
+    bad = ~((bias >= 0) & (bias < g))
+    assert not bad.any(), f"{name} R={R}: bound violated at codes {F16[inside][bad][:5]}"
+    expect = ((X_UNITS[inside] - lo[inside]) << R) % g
+    bad = bias != expect
+    assert not bad.any(), f"{name} R={R}: bias differs from the formula at codes {F16[inside][bad][:5]}"
+    return bias, g
+
+
+# LUQ with alpha = 2**s: levels alpha * 2**(e-1).
+LUQ_SCALES = (-20, -3, 9)
+
+
+def _luq_proof(R, s):
+    sums = _word_sums(lambda c, r: luq_quantize_codes(c, "fp16", s, "sr", rbits=r, rand_bits=R), luq_level, R)
+    A = 1 << (s + UNIT)                                                # alpha in units of 2**-24
+    X = X_UNITS
+    n = np.where(X >= A, _floor_log2(np.maximum(X, 1)) - (s + UNIT), 0)
+    lo = np.where(X >= A, A << n, 0)
+    gap = A << n
+    inside = F16_FINITE & (X <= 64 * A)
+    bias, g = _check_bias(f"LUQ s={s}", R, sums, A, lo, gap, inside)
+    log_range = (X[inside] >= A)
+    assert np.all(bias[log_range] < X[inside][log_range])        # relative bias < 2**-R in the log range
+    # saturation above the top level, NaN -> 0, Inf -> +-top
+    sat = ~F16_FINITE | (X > 64 * A)
+    nan = np.isnan(F16_VALUES)
+    expect = np.where(nan, 0, 64 << R) * np.where(np.signbit(F16_VALUES), -1, 1)
+    assert np.array_equal(sums[sat], expect[sat])
+    return bias, log_range
+
+
+@pytest.mark.parametrize("s", LUQ_SCALES)
+@pytest.mark.parametrize("R", CI_RBITS)
+def test_luq_unbiased_exact(R, s):
+    _luq_proof(R, s)
+
+
+def test_luq_unbiased_exact_log_range_r10():
+    """With R >= 10 (binary16's fraction width) the log-domain rounding is exactly unbiased for
+    every binary16 x in [alpha, 2**6 alpha]: only stochastic underflow keeps a bias."""
+    R, s = 10, -3
+    A = 1 << (s + UNIT)
+    codes = F16[F16_FINITE & (X_UNITS >= A) & (X_UNITS <= 64 * A)]
+    sums = _word_sums(lambda c, r: luq_quantize_codes(c, "fp16", s, "sr", rbits=r, rand_bits=R), luq_level, R,
+                      codes)
+    assert len(codes) > 12000 and np.array_equal(sums * A, np.where(F16_VALUES[codes] < 0, -1, 1) * (X_UNITS[codes] << R))
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("s", LUQ_SCALES)
+def test_luq_unbiased_exact_r12(s):
+    bias, log_range = _luq_proof(12, s)
+    assert not bias[log_range].any()           # exact in the log range (R >= 10)
+    # stochastic underflow: |x| / alpha has bits down to 2**-(24 + s), so it is biased iff that is
+    # more than R = 12 bits
+    assert bias[~log_range].any() == (24 + s > 12)
+
+
+# Sun et al.'s FP4 with sr: y = x * 2**-(s + ph), grid 4**k (k = -3 ... 3) times 2**(s + ph).
+SUN_CASES = ((0, 0), (-5, 1))
+
+
+def _sun_proof(R, s, ph):
+    def level(c):          # signed value of an fp4_r4 code in units of 4**-3 (layout: sign, e; 4**(e-4))
+        e = c.astype(np.int64) & 7
+        mag = np.where(e == 0, 0, np.left_shift(1, 2 * np.maximum(e - 1, 0)))
+        return np.where(c >> 3 == 1, -mag, mag)
+
+    sums = _word_sums(lambda c, r: quantize_fp4(F16_VALUES[c], ph, "sr", rbits=r, rand_bits=R, scale_exp=s),
+                      level, R)
+    sh = s + ph - 6 + UNIT                             # 4**-3 * 2**(s + ph) in units of 2**-24
+    assert sh >= 0
+    unit = 1 << sh
+    X = X_UNITS
+    Y = X  # compare in x units: grid point 4**k * 2**(s+ph) = unit * 4**(k+3)
+    k3 = np.where(Y >= unit, _floor_log2(np.maximum(Y, 1)) - sh, 0) // 2   # k + 3 = floor(log4(y / 4**-3))
+    lo = unit << (2 * k3)
+    gap = 3 * lo
+    inside = F16_FINITE & (Y >= unit) & (Y <= 64 * 64 * unit)
+    _check_bias(f"FP4 s={s} ph={ph}", R, sums, unit, lo, gap, inside)
+    # below 4**-3: the unbounded-exponent step between 4**-4 and 4**-3, then flush (biased to zero)
+    low = F16_FINITE & (Y < unit)
+    q = unit // 4                                      # 4**-4 in units (unit >= 4 for these cases)
+    F = np.where(Y >= q, ((Y - q) << R) // (3 * q), 0)
+    expect = F * np.where(np.signbit(F16_VALUES), -1, 1)
+    assert np.array_equal(sums[low], expect[low])
+    assert np.all(np.abs(sums[low]) * unit <= X[low] << R)
+    # above 64: saturation; NaN -> +0, Inf -> +-64
+    sat = ~F16_FINITE | (Y > 64 * 64 * unit)
+    expect = np.where(np.isnan(F16_VALUES), 0, (64 * 64) << R) * np.where(np.signbit(F16_VALUES), -1, 1)
+    assert np.array_equal(sums[sat], expect[sat])
+
+
+@pytest.mark.parametrize("s, ph", SUN_CASES)
+@pytest.mark.parametrize("R", CI_RBITS)
+def test_fp4_sr_unbiased_exact(R, s, ph):
+    _sun_proof(R, s, ph)
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("s, ph", SUN_CASES)
+def test_fp4_sr_unbiased_exact_r12(s, ph):
+    _sun_proof(12, s, ph)
+
+
+# lowbit's sr (round_raw) from binary16 into e5m2.
+
+def _e5m2_proof(R):
+    from golden.stochastic_round import round_codes
+
+    def level(c):          # signed e5m2 value in units of 2**-16 (layout: sign, 5-bit e, 2-bit f)
+        c = c.astype(np.int64)
+        e, f = (c >> 2) & 31, c & 3
+        mag = np.where(e == 0, f, (4 + f) << np.maximum(e - 1, 0))
+        return np.where(c >> 7 == 1, -mag, mag)
+
+    sums = _word_sums(lambda c, r: round_codes(c, "fp16", "e5m2", "sr", rbits=r, rand_bits=R), level, R)
+    q_unit = 1 << (UNIT - 16)
+    X = X_UNITS
+    t = np.maximum(_floor_log2(np.maximum(X, 1)) - UNIT, -14)        # binade, the subnormals' at -14
+    ulp = np.left_shift(1, t - 2 + UNIT)
+    lo = X // ulp * ulp
+    inside = F16_FINITE & (X <= 57344 << UNIT)
+    bias, _ = _check_bias("sr fp16->e5m2", R, sums, q_unit, lo, ulp, inside)
+    if R >= 8:        # binary16 has 8 bits below e5m2's last place: exactly unbiased
+        assert not bias.any()
+    else:
+        assert bias.any()
+
+
+@pytest.mark.parametrize("R", CI_RBITS)
+def test_sr_unbiased_exact(R):
+    _e5m2_proof(R)
+
+
+@pytest.mark.long
+def test_sr_unbiased_exact_r12():
+    _e5m2_proof(12)
+
+
+def test_sr_fp32_sampled():
+    """lowbit's sr from binary32 into e5m2 on sampled inputs: the same exact bias formula (binary32
+    has 21 bits below e5m2's last place, so R = 12 leaves a bias)."""
+    from golden.stochastic_round import round_codes
+    rng = np.random.default_rng(RNG_SEED)
+    e5m2 = parse_format("e5m2")
+    x = (rng.uniform(1, 2, 200) * 2.0 ** rng.integers(-20, 15, 200)).astype(np.float32)
+    x[:5] = [3 * 2.0 ** -18, 1.0 + 2.0 ** -20, 57344.0, 2.0 ** -16 * 0.75, 1.0]
+    codes = x.view(np.uint32).astype(np.int64)
+    for R in (4, 12):
+        words = np.arange(1 << R)
+        q = round_codes(codes[:, None], "fp32", "e5m2", "sr", rbits=words[None, :], rand_bits=R)
+        vals = e5m2.decode(q)
+        for xi, row in zip(x, vals):
+            xf = Fraction(float(xi))
+            e = Fraction(float(row.sum())) / 2 ** R       # multiples of 2**-16 below 2**16: exact
+            t = max(floor_log2(xf), -14)
+            ulp = Fraction(2) ** (t - 2)
+            lo = floor(xf / ulp) * ulp
+            assert xf - e == ((xf - lo) * 2 ** R % ulp) / 2 ** R
+
 
 
 @pytest.mark.parametrize("call, match", [
