@@ -1,9 +1,11 @@
 """Quantizers of the training recipes: FP4 with two-phase rounding and GradScale (Sun et al. 2020),
-LUQ (Chmiel et al. 2023), PACT, SAWB and max-abs INT4.
+LUQ (Chmiel et al. 2023), the per-sample and block Householder gradient quantizers (Chen et al. 2020),
+PACT, SAWB and max-abs INT4.
 
 Pure, vectorized functions over NumPy arrays; stochastic rounding takes its random bits as an
 argument. The codes they produce are the operands of :mod:`golden.mac4` (``docs/arithmetic.md``,
-4-bit MAC section) or, for LUQ, of the recipes (``docs/arithmetic.md``, gradient quantizers section).
+4-bit MAC section) or, for LUQ and the Chen et al. quantizers, of the recipes (``docs/arithmetic.md``,
+gradient quantizers section).
 
 * :func:`quantize_fp4`: ``y = v * 2**-(scale_exp + ph)`` exactly (no float rounding), then rounded onto
   the radix-4 grid by ``fp4_r4``'s rounding (``round_raw``): between ``4**(n-1)`` and ``4**n`` the
@@ -24,6 +26,9 @@ argument. The codes they produce are the operands of :mod:`golden.mac4` (``docs/
   log-domain stochastic rounding between levels, saturation at the top; ``alpha`` from the maximum
   magnitude per tensor or block (:func:`amax`, :func:`luq_alpha`) or a power of two
   (:func:`luq_scale_exp`). :func:`amax_codes` is the max-magnitude reducer on float codes.
+* Chen et al. 2020 (:func:`ptq_quantize`, :func:`psq_quantize`, :func:`bhq_quantize`,
+  :func:`grad_dequantize`): ``b``-bit integer codes of a (for BHQ Householder-transformed) ``N x D``
+  gradient on per-tensor or per-row grids, ``sr`` on the integer grid of a float64 ``t``.
 * INT4 quantizers return ``(codes, scale)`` with dequantized value ``int(code) * scale``; ``t = v/scale``
   is computed in float64 and rounded to an integer with :func:`golden.raw.round_to_int` (the same
   rounding core as ``round_raw``): :func:`quantize_int4_pact` (PACT, Choi et al. 2018: clip to
@@ -35,9 +40,12 @@ argument. The codes they produce are the operands of :mod:`golden.mac4` (``docs/
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
-from .checks import check_bool, check_choice, check_codes, check_int, check_rand_bits, check_rounding
+from .checks import (check_bool, check_choice, check_codes, check_int, check_rand_bits, check_rand_words,
+                     check_rounding)
 from .formats import float_format_param, parse_format
 from .mac4 import FP4, SCALE_EXP_LIMIT, check_phase, check_scale_exp
 from .raw import div_raw, from_float, round_raw, round_to_int
@@ -47,6 +55,7 @@ __all__ = [
     "quantize_int4_pact", "quantize_int4_maxabs", "quantize_int4_sawb",
     "amax", "amax_codes", "LUQ_FP4", "LUQ_TOP", "luq_scale_exp", "luq_alpha", "luq_quantize",
     "luq_quantize_codes", "luq_decode", "luq_smp",
+    "GradQuant", "ptq_quantize", "psq_quantize", "bhq_plan", "bhq_quantize", "grad_dequantize",
 ]
 
 #: Default SAWB coefficients for 4 bits (see :func:`quantize_int4_sawb`).
@@ -450,3 +459,197 @@ def luq_smp(values, rbits, rand_bits, scale="max", block=None):
     a = alpha if block is None else _expand(alpha, block)
     return a * (n / r.shape[0]), codes, alpha
 
+
+# -- Chen et al. 2020: per-tensor, per-sample and block Householder gradient quantizers ---------------
+
+class GradQuant(NamedTuple):
+    """A gradient quantized by :func:`ptq_quantize`, :func:`psq_quantize` or :func:`bhq_quantize`.
+
+    The value is ``T^-1 (zero + codes * step)`` (:func:`grad_dequantize`): ``codes`` are integers
+    ``0 ... 2**bits - 1`` (uint8, uint16 above 8 bits) of the transformed gradient ``Y = T grad``, row
+    ``j`` of ``Y`` on the grid ``zero[j] + k * step[j]``. ``T`` is block diagonal after a row
+    permutation: slot ``j`` of ``Y`` is built from input row ``order[j]``; the slots form consecutive
+    groups of ``sizes[g]`` rows, each led by its first slot, whose input row is divided by
+    ``shrink[g]`` before the group's Householder reflection (``docs/arithmetic.md``). PTQ and PSQ have
+    ``T = I`` (``order = 0 ... N-1``, groups of one, ``shrink = 1``).
+    """
+
+    codes: np.ndarray
+    zero: np.ndarray
+    step: np.ndarray
+    order: np.ndarray
+    sizes: np.ndarray
+    shrink: np.ndarray
+
+
+def _check_grad(grad):
+    g = np.asarray(grad, dtype=np.float64)
+    if g.ndim != 2 or g.size == 0:
+        raise ValueError(f"grad must be a nonempty 2-D array (samples x features), not shape {g.shape}")
+    if not np.all(np.isfinite(g)):
+        raise ValueError("grad must be finite")
+    return g
+
+
+def _grid_round(y, lo, hi, bits, rounding, rbits, rand_bits):
+    """Codes of ``y`` on the grid ``lo + k * step``, ``step = (hi - lo) / (2**bits - 1)``: the float64
+    ``t = (y - lo) / step`` (0 where ``step = 0``) rounded to an integer by ``round_to_int`` (``sr``:
+    up iff ``floor(frac(t) * 2**R) + r >= 2**R``) and clipped to ``0 ... 2**bits - 1``."""
+    check_rounding(rounding, ("sr", "rne"))
+    rand_bits = check_rand_bits(rand_bits, rounding)
+    if rounding == "sr":
+        rbits = check_rand_words("rbits", rbits, y.shape, rand_bits)
+    B = (1 << bits) - 1
+    with np.errstate(over="ignore"):
+        step = (hi - lo) / B
+    if not np.all(np.isfinite(step)):
+        raise ValueError("grad: a range (max - min) overflows float64")
+    t = _safe_div(y - lo, step)
+    ints = np.clip(round_to_int(t, rounding, rbits=rbits, rand_bits=rand_bits), 0, B)
+    return ints.astype(np.uint8 if bits <= 8 else np.uint16), lo, step
+
+
+def _identity_plan(n):
+    return np.arange(n, dtype=np.int64), np.ones(n, np.int64), np.ones(n)
+
+
+def ptq_quantize(grad, bits=4, rounding="sr", rbits=None, rand_bits=None):
+    """Per-tensor quantizer (PTQ, the baseline of Chen et al. 2020): one grid for the whole ``N x D``
+    gradient, ``zero = min``, ``step = (max - min) / (2**bits - 1)``. See :class:`GradQuant`."""
+    g = _check_grad(grad)
+    bits = check_int("bits", bits, 1, 16)
+    lo, hi = np.min(g, keepdims=True), np.max(g, keepdims=True)
+    codes, zero, step = _grid_round(g, lo, hi, bits, rounding, rbits, rand_bits)
+    return GradQuant(codes, zero, step, *_identity_plan(g.shape[0]))
+
+
+def psq_quantize(grad, bits=4, rounding="sr", rbits=None, rand_bits=None):
+    """Per-sample quantizer (PSQ, Chen et al. 2020): one grid per row (sample) of the ``N x D``
+    gradient, ``zero[i] = min_j grad[i, j]``, ``step[i] = range_i / (2**bits - 1)``. Its variance is
+    at most ``D / (4 B**2) * sum_i range_i**2`` (``B = 2**bits - 1``), never above PTQ's bound
+    ``N D range**2 / (4 B**2)``. See :class:`GradQuant`."""
+    g = _check_grad(grad)
+    bits = check_int("bits", bits, 1, 16)
+    lo, hi = np.min(g, axis=1, keepdims=True), np.max(g, axis=1, keepdims=True)
+    codes, zero, step = _grid_round(g, lo, hi, bits, rounding, rbits, rand_bits)
+    return GradQuant(codes, zero, step, *_identity_plan(g.shape[0]))
+
+
+def _apportion(total, weights):
+    """Split the integer ``total`` in proportion to ``weights`` (largest remainders, ties to the
+    lower index; equal weights if all are zero)."""
+    w = np.where(np.sum(weights) > 0, weights, 1.0)
+    quota = total * w / np.sum(w)
+    n = np.floor(quota).astype(np.int64)
+    rest = total - int(n.sum())
+    if rest:
+        frac = quota - n
+        n[np.lexsort((np.arange(len(w)), -frac))[:rest]] += 1
+    return n
+
+
+def _bhq_shrink(lam1, lam2, k):
+    """The leader's divisor ``a = cbrt((k - 1) * lam1 / (sqrt(k) * lam2))`` clipped to ``[1, k]``
+    (``k`` where ``lam2 = 0``, 1 for groups of one)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.cbrt((k - 1) * lam1 / (np.sqrt(k) * lam2))
+    a = np.where(lam2 > 0, np.clip(a, 1.0, k), k.astype(np.float64))
+    return np.where(k > 1, a, 1.0)
+
+
+def _bhq_cost(lam1, lam2, k, a):
+    """The variance model minimized by the plan (in units of ``D / (4 B**2)``)."""
+    return np.sum(np.where(k > 1, (lam1 / (a * np.sqrt(k)) + lam2) ** 2 * (a * a + k - 1), lam1 ** 2))
+
+
+def bhq_plan(ranges, groups=None):
+    """BHQ's grouping for rows with the given ranges: ``(order, sizes, shrink)`` of :class:`GradQuant`.
+
+    Rows sorted by decreasing range (ties: lower index first); the first ``G`` are the leaders, the
+    other ``N - G`` followers are split among the leaders in proportion to the leaders' ranges
+    (largest remainders), in sorted order: the first leader takes the first followers. Group ``g``
+    (leader range ``l1``, largest follower range ``l2``, size ``k``) shrinks its leader by
+    ``a = cbrt((k-1) l1 / (sqrt(k) l2))`` clipped to ``[1, k]``. ``groups=None`` picks the ``G`` in
+    ``1 ... N`` minimizing ``sum_g (l1/(a sqrt(k)) + l2)**2 (a**2 + k - 1)`` (``l1**2`` for a group of
+    one), the smallest such ``G`` on ties. All arithmetic is float64.
+    """
+    m = np.asarray(ranges, dtype=np.float64)
+    n = len(m)
+    rank = np.lexsort((np.arange(n), -m))
+    ms = m[rank]
+    if groups is not None:
+        candidates = [check_int("groups", groups, 1, n)]
+    else:
+        candidates = range(1, n + 1)
+    best = None
+    for G in candidates:
+        nf = _apportion(n - G, ms[:G])
+        k = nf + 1
+        first = G + np.concatenate([[0], np.cumsum(nf)[:-1]]).astype(np.int64)
+        lam1 = ms[:G]
+        lam2 = np.where(nf > 0, ms[np.minimum(first, n - 1)], 0.0)
+        a = _bhq_shrink(lam1, lam2, k)
+        cost = _bhq_cost(lam1, lam2, k, a)
+        if best is None or cost < best[0]:
+            best = (cost, G, nf, first, a)
+    _, G, nf, first, a = best
+    order = np.concatenate([np.concatenate([[rank[g]], rank[first[g]:first[g] + nf[g]]]) for g in range(G)])
+    return order.astype(np.int64), nf + 1, a
+
+
+def _householder(y, k):
+    """``H y`` for the ``k x k`` reflection ``H = I - 2 v v^T / (v^T v)``, ``v = e1 - 1/sqrt(k)``
+    (``H e1 = 1/sqrt(k)``; ``H`` is symmetric and its own inverse), applied to the rows of ``y``
+    in float64 in a fixed order."""
+    u = 1.0 / np.sqrt(k)
+    v = np.full(k, -u)
+    v[0] = 1.0 - u
+    proj = np.sum(v[:, None] * y, axis=0) * (2.0 / np.sum(v * v))
+    return y - v[:, None] * proj[None, :]
+
+
+def _bhq_apply(x, sizes, shrink, inverse):
+    """The group transforms on ``x`` (rows already in slot order)."""
+    y = x.copy()
+    start = 0
+    for k, a in zip(sizes, shrink):
+        k = int(k)
+        if k > 1:
+            blk = y[start:start + k]
+            if inverse:
+                blk = _householder(blk, k)
+                blk[0] = blk[0] * a
+            else:
+                blk = blk.copy()
+                blk[0] = blk[0] / a
+                blk = _householder(blk, k)
+            y[start:start + k] = blk
+        start += k
+    return y
+
+
+def bhq_quantize(grad, bits=4, rounding="sr", rbits=None, rand_bits=None, groups=None):
+    """Block Householder quantizer (BHQ, Chen et al. 2020) of the ``N x D`` gradient.
+
+    ``Y = T grad`` with the plan of :func:`bhq_plan` on the row ranges (each group: leader divided by
+    ``a``, then the Householder reflection that spreads it evenly over the group's rows), then a
+    per-row grid on ``Y`` as :func:`psq_quantize`. ``rbits`` (shape ``N x D``) feed the roundings of
+    ``Y``'s elements. See :class:`GradQuant` and :func:`grad_dequantize`.
+    """
+    g = _check_grad(grad)
+    bits = check_int("bits", bits, 1, 16)
+    order, sizes, shrink = bhq_plan(np.max(g, axis=1) - np.min(g, axis=1), groups)
+    y = _bhq_apply(g[order], sizes, shrink, inverse=False)
+    lo, hi = np.min(y, axis=1, keepdims=True), np.max(y, axis=1, keepdims=True)
+    codes, zero, step = _grid_round(y, lo, hi, bits, rounding, rbits, rand_bits)
+    return GradQuant(codes, zero, step, order, sizes, shrink)
+
+
+def grad_dequantize(q):
+    """The float64 gradient of a :class:`GradQuant`: ``T^-1 (zero + codes * step)``, rows back in
+    input order."""
+    y = q.zero + q.codes.astype(np.float64) * q.step
+    x = _bhq_apply(y, q.sizes, q.shrink, inverse=True)
+    out = np.empty_like(x)
+    out[q.order] = x
+    return out
