@@ -388,6 +388,7 @@ PRESET_SPECS = {
     "bf16": ("e8m7", "bfloat16"),
     "fp32": ("e8m23", "IEEE 754 binary32"),
     "fp4_r4": ("e3m0:r4:bias=4:nosub:finite", "Sun et al. 2020 radix-4 FP4 (1-3-0): 4^-3 ... 4^3 and zero"),
+    "fp4_luq": ("e3m0:bias=1:finite", "Chmiel et al. 2023 LUQ FP4 (1-3-0), units of alpha: 2^0 ... 2^6 and zero"),
     "int4": ("int4", "Sun et al. 2020 INT4 weights/activations (two's complement)"),
 }
 

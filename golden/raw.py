@@ -15,8 +15,8 @@ import numpy as np
 
 from .checks import check_rand_bits, check_rounding
 
-__all__ = ["Raw", "unpack", "unpack_float", "from_float", "from_int", "bitlen", "mul_raw", "add_raw", "round_raw",
-           "round_to_int", "raw_zero"]
+__all__ = ["Raw", "unpack", "unpack_float", "from_float", "from_int", "bitlen", "mul_raw", "add_raw", "div_raw",
+           "round_raw", "round_to_int", "raw_zero"]
 
 U64 = np.uint64
 _WORK = 61        # add_raw aligns the larger operand's leading one to this bit
@@ -180,6 +180,53 @@ def add_raw(a, b):
     special = nan | inf
     return Raw(sign.astype(np.int64), np.where(special, U64(0), sig), np.where(special, 0, frame),
                lost & ~special, nan, inf)
+
+
+#: Significant bits :func:`div_raw` delivers above its sticky bit.
+DIV_BITS = 62
+
+
+def div_raw(a, b):
+    """Quotient ``a / b`` of two :class:`Raw` arrays, exact up to a sticky bit.
+
+    ``b`` must be finite, nonzero and exact; ``a`` exact, with at most 62 significant bits (zeros, NaN
+    and Inf pass through, signed by the XOR of the signs). A nonzero quotient has its leading one at
+    bit 61 (``DIV_BITS`` significant bits) and the sticky bit stands for the nonzero remainder: enough
+    for any rounding of section 2 into a format of at most 24 bits of precision with up to 32 random
+    bits (``24 + 32 + 1 <= 62``). Restoring long division, one quotient bit per step, on integers.
+    """
+    arrays = [np.array(x) for x in np.broadcast_arrays(*a, *b)]
+    a, b = Raw(*arrays[:6]), Raw(*arrays[6:])
+    if np.any(a.sticky) or np.any(b.sticky):
+        raise ValueError("div_raw needs exact operands (no sticky bits)")
+    if np.any(b.nan | b.inf | (b.sig == 0)):
+        raise ValueError("div_raw needs a finite nonzero divisor")
+    la, lb = bitlen(a.sig), bitlen(b.sig)
+    if np.any(la > DIV_BITS) or np.any(lb > DIV_BITS):
+        raise ValueError(f"div_raw: operands wider than {DIV_BITS} bits")
+    zero = a.sig == 0
+    # Normalize both significands to 62 bits: x = xs * 2**xe, y = ys * 2**ye, xs/ys in (1/2, 2).
+    xs = a.sig << np.where(zero, 0, DIV_BITS - la).astype(U64)
+    ys = b.sig << (DIV_BITS - lb).astype(U64)
+    xe = a.exp - np.where(zero, 0, DIV_BITS - la)
+    ye = b.exp - (DIV_BITS - lb)
+    first = xs >= ys                 # the quotient's integer part, 0 or 1
+    rem = np.where(first, xs - ys, xs)
+    q = first.astype(U64)
+    # With the integer part 1 the quotient needs DIV_BITS - 1 more bits, with 0 DIV_BITS (the first
+    # of them is then 1): rem < ys < 2**62, so 2 * rem fits 63 bits.
+    steps = np.where(first, DIV_BITS - 1, DIV_BITS)
+    for i in range(DIV_BITS):
+        active = i < steps
+        rem2 = rem << U64(1)
+        bit = active & (rem2 >= ys)
+        q = np.where(active, (q << U64(1)) | bit.astype(U64), q)
+        rem = np.where(active, np.where(bit, rem2 - ys, rem2), rem)
+    exp = xe - ye - steps
+    special = a.nan | a.inf
+    sig = np.where(zero | special, U64(0), q)
+    return Raw((a.sign ^ b.sign).astype(np.int64), sig, np.where(zero | special, 0, exp).astype(np.int64),
+               (rem != 0) & ~zero & ~special, a.nan, a.inf)
 
 
 def _round_bits(sig, exp, sticky, u, rounding, rbits, rand_bits):

@@ -14,7 +14,7 @@ import pytest
 
 from golden.exact import SignedZero, decode_fraction, round_fraction
 from golden.formats import (PRESETS, FixedFormat, FloatFormat, FormatError, IntFormat, parse_format)
-from golden.raw import Raw, add_raw, bitlen, from_float, mul_raw, round_raw, unpack
+from golden.raw import Raw, add_raw, bitlen, div_raw, from_float, mul_raw, round_raw, unpack
 
 MODES = ("rne", "rna", "rtz")
 
@@ -45,6 +45,13 @@ def test_fp4_r4_magnitudes():
     mags = fmt.decode(np.arange(8))
     assert list(mags) == [0.0] + [4.0 ** k for k in range(-3, 4)]
     assert fmt.max_value == 64.0
+
+
+def test_fp4_luq_magnitudes():
+    fmt = parse_format("fp4_luq")
+    assert fmt == FloatFormat(3, 0, bias=1, specials="finite") and fmt.subnormals
+    assert list(fmt.decode(np.arange(8))) == [0.0] + [2.0 ** k for k in range(7)]
+    assert fmt.max_value == 64.0 and fmt.min_normal == 1.0
 
 
 def test_special_codes():
@@ -154,7 +161,7 @@ def test_fn_formats_saturate():
 
 FORMATS_FOR_EXACT = ["e5m2", "fp8_e4m3", "fp16_e6m9", "e6m9", "e3m2:nosub", "e4m3:finite", "e2m1:fn",
                      "fp4_r4", "e3m0:r4:bias=3:fn", "e2m0:r4:fn",
-                     "e2m0:r4:bias=1:finite"]
+                     "e2m0:r4:bias=1:finite", "fp4_luq"]
 
 
 def _fraction_samples(rng, n):
@@ -277,6 +284,34 @@ def test_add_raw_is_exact_or_sticky():
             assert got == exact
             if exact == 0 and a.sign[k] != b.sign[k]:
                 assert s.sign[k] == 0
+
+
+def test_div_raw_is_exact_or_sticky():
+    rng = np.random.default_rng(4)
+    n = 3000
+    def rand_raw(lo):
+        sig = rng.integers(lo, 1 << 62, n, dtype=np.uint64) >> rng.integers(0, 62, n).astype(np.uint64)
+        return Raw(rng.integers(0, 2, n), np.maximum(sig, lo).astype(np.uint64), rng.integers(-80, 80, n),
+                   np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool))
+    a, b = rand_raw(0), rand_raw(1)
+    a.sig[:5] = [0, 1, 3, 1 << 61, 12345]
+    b.sig[:5] = [7, 1, 3, 3, 12345]
+    q = div_raw(a, b)
+    for k in range(n):
+        exact = _to_fraction(a, k) / _to_fraction(b, k)
+        got = _to_fraction(q, k)
+        if exact == 0:
+            assert got == 0 and not q.sticky[k] and q.sign[k] == a.sign[k] ^ b.sign[k]
+            continue
+        assert int(q.sig[k]).bit_length() == 62 and (exact < 0) == (q.sign[k] == 1)
+        if q.sticky[k]:
+            assert abs(got) < abs(exact) < abs(got) + Fraction(2) ** int(q.exp[k])
+        else:
+            assert got == exact
+    nan_inf = div_raw(unpack(parse_format("e5m2"), np.array([0x7E, 0xFC])), from_float(np.array([2.0, 2.0])))
+    assert list(nan_inf.nan) == [True, False] and list(nan_inf.inf) == [False, True] and nan_inf.sign[1] == 1
+    with pytest.raises(ValueError, match="divisor"):
+        div_raw(from_float(np.array([1.0])), from_float(np.array([0.0])))
 
 
 def test_mul_raw_specials():
