@@ -33,7 +33,7 @@ from .checks import check_codes, check_int, check_rand_bits, check_rand_words, c
 from .exactsum import BIG, exact_sum
 from .formats import FixedFormat, FloatFormat, FormatError, float_format_param, parse_format
 from .lanesum import window_sum
-from .raw import Raw, bitlen, from_float, round_to_int
+from .raw import Raw, bitlen, round_to_int
 
 __all__ = [
     "BLOCK_MIN", "BLOCK_MAX", "BLOCK_DEFAULT", "SCALE_KINDS", "SCALE_BIAS", "SCALE_NAN", "SCALE_EXP_MIN",
@@ -519,19 +519,12 @@ class _ElementTables:
         self.hi_exp = np.where(nz, raw.exp + bitlen(raw.sig), -BIG)
 
     def stats(self, codes3):
-        """Per block (last axis): any special code, and the bit span ``hi - lo`` of its nonzero
-        values (``-BIG`` for a block of zeros)."""
+        """Per block (last axis): any special code, the lowest bit ``lo`` of its nonzero values
+        (``BIG`` for a block of zeros) and their span ``hi - lo`` in bits (``-BIG`` for zeros)."""
         special = self.special[codes3].any(axis=-1)
-        span = self.hi_exp[codes3].max(axis=-1) - self.lo_exp[codes3].min(axis=-1)
-        return special, np.maximum(span, -BIG)
-
-
-def _float_to_raw(x):
-    """Exact finite float64 values as (sign, sig, exp) with trailing zeros stripped."""
-    r = from_float(x)
-    tz = bitlen(r.sig & (~r.sig + np.uint64(1))) - 1
-    tz = np.where(r.sig != 0, tz, 0)
-    return r.sign, r.sig >> tz.astype(np.uint64), np.where(r.sig != 0, r.exp + tz, 0)
+        lo = self.lo_exp[codes3].min(axis=-1)
+        span = np.maximum(self.hi_exp[codes3].max(axis=-1) - lo, -BIG)
+        return special, lo, span
 
 
 def _tile_sums(fa, fb, A3, Bt3, sA, nA, sB, nB, fast):
@@ -541,46 +534,51 @@ def _tile_sums(fa, fb, A3, Bt3, sA, nA, sB, nB, fast):
     element tables and the B side's precomputed values and statistics) the block sums are formed by
     one float64 matrix product per block: exact whenever the pair's nonzero values span
     ``span_a + span_b <= 49 - ceil(log2 k)`` bits, since every partial sum, in any order, is then a
-    float64 and the sum fits ``add_raw``'s 49 bits. Zero sums get their sign from the products
+    float64 multiple of ``2**(lo_a + lo_b)`` below ``2**(lo_a + lo_b + 49)``; that integer is the
+    sum's significand, within ``add_raw``'s 49 bits. Zero sums get their sign from the products
     (``-0`` only if all are ``-0``); other pairs, and pairs with a special code or a NaN scale, take
-    the exact integer path (``_exact_sums``), a bounded number of products at a time.
+    the exact integer path (``_exact_sums``), a bounded number of products at a time. The arrays are
+    laid out beat-major (``(nb, Mt, N)``) so the accumulation reads each beat contiguously.
     """
     Mt, nb, k = A3.shape
     N = Bt3.shape[1]
-    shape = (Mt, N, nb)
-    s = sA[:, None, :] + sB.T[None, :, :]
-    nan_scale = nA[:, None, :] | nB.T[None, :, :]
+    shape = (nb, Mt, N)
+    s = sA.T[:, :, None] + sB[:, None, :]                       # (nb, Mt, N)
+    nan_scale = nA.T[:, :, None] | nB[:, None, :]
     sign, sig, exp = np.zeros(shape, np.int64), np.zeros(shape, np.uint64), np.zeros(shape, np.int64)
     sticky, nan, inf = np.zeros(shape, bool), np.zeros(shape, bool), np.zeros(shape, bool)
     step = max(1, _EXACT_PRODUCTS // k)             # block pairs per pass over their products
     if fast:
-        ta, tb, vbT, specB, spanB = fast
-        specA, spanA = ta.stats(A3)                             # (Mt, nb)
-        va = ta.value[A3]                                       # (Mt, nb, k)
-        ok = ~(specA[:, None, :] | specB.T[None, :, :] | nan_scale) & \
-            (spanA[:, None, :] + spanB.T[None, :, :] <= _ADD_RAW_BITS - (k - 1).bit_length())
-        D = np.matmul(va.transpose(1, 0, 2), vbT)               # (nb, Mt, N)
-        D = np.ldexp(D.transpose(1, 2, 0), s)                   # exact where ok
+        ta, tb, vbT, specB, loB, spanB = fast
+        specA, loA, spanA = (x.T[:, :, None] for x in ta.stats(A3))      # (nb, Mt, 1)
+        va = ta.value[A3].transpose(1, 0, 2)                    # (nb, Mt, k)
+        ok = ~(specA | specB[:, None, :] | nan_scale) & \
+            (spanA + spanB[:, None, :] <= _ADD_RAW_BITS - (k - 1).bit_length())
+        D = np.matmul(va, vbT)                                  # (nb, Mt, N): exact where ok
         nzs = ok & (D != 0)
-        sign[nzs], sig[nzs], exp[nzs] = _float_to_raw(D[nzs])
-        m, n, j = np.nonzero(ok & (D == 0))
+        lo = np.where(nzs, loA + loB[:, None, :], 0)
+        Dn = D[nzs]
+        sign[nzs] = np.signbit(Dn)
+        sig[nzs] = np.ldexp(np.abs(Dn), -lo[nzs]).astype(np.uint64)         # an integer < 2**49
+        exp[nzs] = (lo + s)[nzs]
+        j, m, n = np.nonzero(ok & (D == 0))
         for c in _chunks(m.size, step):                         # zero sums: the products' signs
-            p = va[m[c], j[c]] * tb.value[Bt3[j[c], n[c]]]
-            sign[m[c], n[c], j[c]] = ((p == 0) & np.signbit(p)).all(axis=-1)
+            p = va[j[c], m[c]] * tb.value[Bt3[j[c], n[c]]]
+            sign[j[c], m[c], n[c]] = ((p == 0) & np.signbit(p)).all(axis=-1)
         slow = ~ok
     else:
         slow = np.ones(shape, bool)
-    m, n, j = np.nonzero(slow)
+    j, m, n = np.nonzero(slow)
     found = []
     for c in _chunks(m.size, step):
-        mc, nc, jc = m[c], n[c], j[c]
-        prods = _block_products(fa, fb, A3[mc, jc], Bt3[jc, nc], s[mc, nc, jc, None], nan_scale[mc, nc, jc, None])
+        jc, mc, nc = j[c], m[c], n[c]
+        prods = _block_products(fa, fb, A3[mc, jc], Bt3[jc, nc], s[jc, mc, nc, None], nan_scale[jc, mc, nc, None])
         Sc, pc = _exact_sums(prods)
         for f, g in zip((sign, sig, exp, sticky, nan, inf), Sc):
-            f[mc, nc, jc] = g
+            f[jc, mc, nc] = g
         if pc is not None:
-            found.append(((mc, nc, jc), pc))
-    S = Raw(*(f.reshape(Mt * N, nb) for f in (sign, sig, exp, sticky, nan, inf)))
+            found.append(((jc, mc, nc), pc))
+    S = Raw(*(f.reshape(nb, Mt * N).T for f in (sign, sig, exp, sticky, nan, inf)))
     if not found:
         return S, None
     P = max(pc[0].shape[-1] for _, pc in found)
@@ -588,7 +586,7 @@ def _tile_sums(fa, fb, A3, Bt3, sA, nA, sB, nB, fast):
     for idx, pc in found:
         for f, g in zip(parts, pc):
             f[idx + (slice(0, g.shape[-1]),)] = g
-    return S, tuple(f.reshape(Mt * N, nb, P) for f in parts)
+    return S, tuple(f.reshape(nb, Mt * N, P).transpose(1, 0, 2) for f in parts)
 
 
 def block_gemm(A_codes, A_scales, B_codes, B_scales, fmt_a, fmt_b, acc_fmt="fp32", rounding="rne", chunk=0,
@@ -640,8 +638,8 @@ def block_gemm(A_codes, A_scales, B_codes, B_scales, fmt_a, fmt_b, acc_fmt="fp32
     tables = None
     if fast:
         ta, tb = _ElementTables(fa), _ElementTables(fb)
-        specB, spanB = tb.stats(Bt3)                                                     # (nb, N)
-        tables = (ta, tb, np.ascontiguousarray(tb.value[Bt3].transpose(0, 2, 1)), specB, spanB)
+        specB, loB, spanB = tb.stats(Bt3)                                                # (nb, N)
+        tables = (ta, tb, np.ascontiguousarray(tb.value[Bt3].transpose(0, 2, 1)), specB, loB, spanB)
     out = np.empty((M, N), acc.code_dtype)
     tile = max(1, _TILE_BEATS // max(1, N * nb))
     for m0 in range(0, M, tile):
