@@ -355,7 +355,7 @@ def dequantize(codes, scales, fmt, axis=-1):
     return np.moveaxis(out.reshape(c.shape), -1, axis)
 
 
-# -- exact block sums (section 9.6) -----------------------------------------------------------------
+# -- exact block sums (section 9.5) -----------------------------------------------------------------
 
 def _block_products(fa, fb, a_codes, b_codes, s, nan_scale):
     """Exact products of element pairs, scaled: ``(sign, sig, exp, nan, inf)`` of shape ``(..., n)``.
@@ -452,7 +452,7 @@ def block_sums(a_codes, a_scales, b_codes, b_scales, fmt_a, fmt_b):
     Codes have shape ``(..., n)`` and scales ``(..., n/k)`` (broadcasting); returns shape
     ``(..., n/k)``. Exact whenever the sum fits 62 bits (always for blocks without E5M2 elements);
     otherwise the leading 62 bits and a sticky bit (``golden.exactsum.exact_sum``). The sum's specials
-    and zero signs are those of ``docs/arithmetic.md`` section 9.6.
+    and zero signs are those of ``docs/arithmetic.md`` section 9.5.
     """
     fa, fb = _check_pair(fmt_a, fmt_b, None)
     a_codes, a_scales = _check_blocks("a", a_codes, a_scales, fa.k)
@@ -468,7 +468,7 @@ def block_dot(a_codes, a_scales, b_codes, b_scales, c, fmt_a, fmt_b, acc_fmt="fp
               rbits=None, rand_bits=None, lanes=None):
     """``y = round(c + sum_j Xa_j * Xb_j * sum_i Pa_ji * Pb_ji)``: one exact sum, one rounding.
 
-    ``docs/arithmetic.md`` section 9.6. ``a_codes``/``b_codes`` ``(..., n)`` element codes of
+    ``docs/arithmetic.md`` section 9.5. ``a_codes``/``b_codes`` ``(..., n)`` element codes of
     ``fmt_a``/``fmt_b`` (same ``k``; ``n = k`` is one block pair, the MX spec's Dot; more blocks give
     the exactly rounded DotGeneral), ``a_scales``/``b_scales`` ``(..., n/k)`` scale codes, all
     broadcasting together; ``c`` codes of ``acc_fmt`` broadcasting to the batch shape (``None``:
@@ -501,7 +501,7 @@ def block_dot(a_codes, a_scales, b_codes, b_scales, c, fmt_a, fmt_b, acc_fmt="fp
     return out.reshape(batch)
 
 
-# -- the streamed long dot product (section 9.7) ----------------------------------------------------
+# -- the streamed long dot product (section 9.6) ----------------------------------------------------
 
 class _ElementTables:
     """Per-code tables of an element format for the float64 block sums: value, whether the code is a
@@ -593,11 +593,11 @@ def block_gemm(A_codes, A_scales, B_codes, B_scales, fmt_a, fmt_b, acc_fmt="fp32
                rbits_inner=None, rbits_outer=None, rand_bits=None, lanes=None, fast=True):
     """``C = A @ B`` over block pairs, as the hardware's block front end of the accumulator computes it.
 
-    ``docs/arithmetic.md`` section 9.7. ``A_codes`` ``(M, K)`` with ``A_scales`` ``(M, K/k)`` (blocks
+    ``docs/arithmetic.md`` section 9.6. ``A_codes`` ``(M, K)`` with ``A_scales`` ``(M, K/k)`` (blocks
     along ``K``, the rows of ``A``); ``B_codes`` ``(K, N)`` with ``B_scales`` ``(K/k, N)`` (blocks along
     ``K``, the columns of ``B``). ``C[m, n]`` is the chunk-based accumulation (section 7, item 3) of
     the beats ``S_j = Xa[m, j] * Xb[j, n] * sum_i A[m, jk+i] * B[jk+i, n]``, each the exact block sum
-    (section 9.6): ``inner <- round(inner + S_j)``, one rounding per block into ``acc_fmt``, with
+    (section 9.5): ``inner <- round(inner + S_j)``, one rounding per block into ``acc_fmt``, with
     ``chunk`` (``CL`` in products, a multiple of ``k``; 0, the default, no chunking) and the chunk
     flushes of section 7. ``sr`` takes ``rbits_inner`` ``(M, N, K/k)`` and ``rbits_outer``
     ``(M, N, ceil(K/chunk))``. ``lanes`` is checked (it divides ``k``) and changes nothing. ``fast``

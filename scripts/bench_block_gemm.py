@@ -7,6 +7,9 @@ configurations; prints seconds and nanoseconds per product. ``--exact`` also tim
 path (``fast=False``), which the float64 path must (and, in the tests, does) match bit for bit.
 
     python scripts/bench_block_gemm.py [--size 256] [--repeat 3] [--exact]
+
+On a shared or loaded machine run it with ``OPENBLAS_NUM_THREADS=1``: the block sums are many small
+matrix products, and multi-threaded BLAS then spends its time waiting for cores.
 """
 
 from __future__ import annotations

@@ -209,7 +209,7 @@ def test_element_rne_rounding_matches_ml_dtypes_on_every_boundary(name):
 
 
 def test_where_ml_dtypes_differs_from_the_block_conversion():
-    """docs/arithmetic.md 9.8: out of range ml_dtypes gives Inf (E5M2) or NaN (E4M3) where the OCP
+    """docs/arithmetic.md 9.4: out of range ml_dtypes gives Inf (E5M2) or NaN (E4M3) where the OCP
     conversion clamps; FP6/FP4 saturate in both; ml_dtypes casts NaN to -0 in FP6/FP4."""
     big = np.array([1e6, -1e6, np.inf], np.float32)
     assert np.isinf(big.astype(ml_dtypes.float8_e5m2).astype(np.float64)).all()
