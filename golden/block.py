@@ -29,7 +29,7 @@ import ml_dtypes
 import numpy as np
 
 from .accumulator import accumulate_sums
-from .checks import check_codes, check_int, check_rand_bits, check_rand_words, check_rounding
+from .checks import check_codes, check_int, check_lanes, check_rand_bits, check_rand_words, check_rounding
 from .exactsum import BIG, exact_sum
 from .formats import FixedFormat, FloatFormat, FormatError, float_format_param, parse_format
 from .lanesum import window_sum
@@ -38,7 +38,7 @@ from .raw import Raw, bitlen, round_to_int
 __all__ = [
     "BLOCK_MIN", "BLOCK_MAX", "BLOCK_DEFAULT", "SCALE_KINDS", "SCALE_BIAS", "SCALE_NAN", "SCALE_EXP_MIN",
     "SCALE_EXP_MAX", "BLOCK_PRESET_SPECS", "BLOCK_PRESETS", "BlockFormat", "parse_block_format",
-    "block_format_param", "is_block_spec", "check_lanes", "scale_exponents", "quantize_blocks",
+    "block_format_param", "is_block_spec", "scale_exponents", "quantize_blocks",
     "dequantize", "block_sums", "block_dot", "block_gemm",
 ]
 
@@ -256,17 +256,6 @@ def block_format_param(name, spec):
 BLOCK_PRESETS = {name: parse_block_format(name) for name in BLOCK_PRESET_SPECS}
 
 
-def check_lanes(k, lanes):
-    """The lanes of a block unit (products per cycle): ``1 <= lanes <= k`` dividing ``k``; ``None``
-    means ``k`` (one block per cycle). Results never depend on it (block sums are exact)."""
-    if lanes is None:
-        return k
-    lanes = check_int("lanes", lanes, 1, BLOCK_MAX)
-    if k % lanes:
-        raise ValueError(f"block size k={k} must be a multiple of lanes={lanes}")
-    return lanes
-
-
 # -- scales -----------------------------------------------------------------------------------------
 
 def scale_exponents(scales):
@@ -434,7 +423,7 @@ def _check_pair(fmt_a, fmt_b, lanes):
     fa, fb = block_format_param("fmt_a", fmt_a), block_format_param("fmt_b", fmt_b)
     if fa.k != fb.k:
         raise ValueError(f"fmt_a and fmt_b must have the same block size k (block pairs), not {fa.k} and {fb.k}")
-    check_lanes(fa.k, lanes)
+    check_lanes(fa.k, lanes, BLOCK_MAX)             # a hardware parameter: results never depend on it
     return fa, fb
 
 
