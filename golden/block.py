@@ -105,8 +105,8 @@ class BlockFormat:
             raise FormatError(f"block scale must be one of {', '.join(SCALE_KINDS)}, not {self.scale!r}")
         if isinstance(el, FloatFormat):
             if el.radix != 2:
-                raise FormatError(f"block element {el} is a radix-4 format: the power-of-two scale rule "
-                                  f"needs a radix-2 float or a signed fixed-point element")
+                raise FormatError(f"block element {el} is a radix-4 format: the block scale rules are "
+                                  f"defined for radix-2 float and signed fixed-point elements")
             if el.width > MAX_FLOAT_ELEMENT_BITS:
                 raise FormatError(f"block element {el} is {el.width} bits wide: float elements have at most "
                                   f"{MAX_FLOAT_ELEMENT_BITS} bits")

@@ -21,6 +21,7 @@ from golden.block import (BLOCK_PRESET_SPECS, BLOCK_PRESETS, BlockFormat, block_
 from golden.exact import (NAN, SignedZero, block_dot_fraction, block_stream_fraction, decode_block_fraction,
                           decode_fraction, quantize_block_fraction, round_int_fraction, scale_fraction)
 from golden.formats import FixedFormat, FormatError, parse_format
+from golden.raw import bitlen
 
 MODES = ("rne", "rna", "rtz", "sr")
 R = 6                                       # random bits of the sr tests
@@ -478,7 +479,7 @@ def test_block_dot_matches_the_exact_reference(pair, mode):
 
 
 def _wide_e5m2_blocks(rng, n):
-    """E5M2 blocks mixing the largest and the smallest magnitudes: exact sums of up to 71 bits,
+    """E5M2 blocks mixing the largest and the smallest magnitudes: exact sums of up to 70 bits,
     beyond add_raw's 49, with cancellations of the large terms."""
     e5 = BLOCK_PRESETS["mxfp8_e5m2"].element
     big = rng.choice([0x7B, 0x7A, 0x78, 0x70], (n, 32))
@@ -522,6 +523,8 @@ def test_block_dot_edge_cases_against_the_reference(mode):
     assert got[0] == acc.sign_mask and got[1] == 0 and got[5] == acc.nan_code
     S = block_sums(a, sa, b, sb, e5, e5)
     assert bool(S.nan[5]) and bool(S.nan[7]) and bool(S.inf[6]) and S.sign[0, 0] == 1
+    finite = ~S.nan & ~S.inf
+    assert ((bitlen(S.sig) > 49) & finite).sum() > n // 2          # the wide-sum path is exercised
 
 
 def test_block_dot_shapes_c_and_lanes():
