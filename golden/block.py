@@ -393,7 +393,8 @@ def _parts(sign, sig, exp):
             sel = band[..., c] == b
             if sel.any():
                 parts.append(exact_sum(sign[..., c], np.where(sel, sig[..., c], np.uint64(0)), exp[..., c]))
-    assert not any(p[3].any() or (bitlen(p[1]) > _ADD_RAW_BITS).any() for p in parts), "exact by construction"
+    if any(p[3].any() or (bitlen(p[1]) > _ADD_RAW_BITS).any() for p in parts):
+        raise AssertionError("block sum parts must be exact in 49 bits (model precision bug)")
     return tuple(np.stack([p[i] for p in parts], axis=-1) for i in range(3))
 
 
@@ -475,6 +476,8 @@ def block_dot(a_codes, a_scales, b_codes, b_scales, c, fmt_a, fmt_b, acc_fmt="fp
     prods = _block_products(fa, fb, a_codes, b_codes, s, nan)
     batch = prods[0].shape[:-1]
     B = prod(batch)
+    if B == 0:
+        return np.zeros(batch, acc.code_dtype)
     S, parts = _exact_sums(tuple(p.reshape(B, -1) for p in prods))
     if rounding == "sr":
         rbits = check_rand_words("rbits", rbits, batch, R).reshape(B, 1)

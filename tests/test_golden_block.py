@@ -534,6 +534,7 @@ def test_block_dot_shapes_c_and_lanes():
     b, sb = _block_codes(rng, fa, (1, 4, 64))
     y = block_dot(a, sa, b, sb, None, fa, fa)
     assert y.shape == (3, 4) and y.dtype == np.uint32
+    assert block_dot(a[:0], sa[:0], b, sb, None, fa, fa).shape == (0, 4)
     for lanes in (1, 2, 4, 8, 16, 32):                 # a hardware parameter: never the result
         assert np.array_equal(block_dot(a, sa, b, sb, None, fa, fa, lanes=lanes), y)
     with pytest.raises(ValueError, match="block size k=32 must be a multiple of lanes=5"):
