@@ -667,3 +667,32 @@ def test_block_gemm_lanes_and_errors(mode):
     if mode == "sr":
         with pytest.raises(ValueError, match="rbits_inner of shape"):
             block_gemm(A, As, Bt.T, Bts.T, f, f, rounding="sr", rbits_inner=np.zeros((2, 3, 3), int), rand_bits=4)
+
+
+# -- long sweeps (opt in: --long or LOWBIT_LONG=1) --------------------------------------------------------
+
+@pytest.mark.long
+@pytest.mark.parametrize("mode", MODES)
+def test_long_sweep_against_the_exact_reference(mode):
+    """More of the same: 150 random blocks per preset, 200 dots per pair and accumulator, every
+    conversion and dot checked against the Fraction reference."""
+    rng = _rng("long", mode)
+    for name, fmt in BLOCK_PRESETS.items():
+        with np.errstate(over="ignore", invalid="ignore"):
+            x = _random_blocks(rng, 150)
+        rbits, rand_bits = _words(rng, x.shape, mode)
+        codes, scales = quantize_blocks(x, fmt, mode, rbits=rbits, rand_bits=rand_bits)
+        for i, row in enumerate(x):
+            ref = quantize_block_fraction(fmt, [float(v) for v in row], mode,
+                                          r=None if rbits is None else rbits[i], rand_bits=rand_bits)
+            assert (codes[i].tolist(), int(scales[i, 0])) == ref, (name, mode, i)
+    for pair in DOT_PAIRS:
+        fa, fb = BLOCK_PRESETS[pair[0]], BLOCK_PRESETS[pair[1]]
+        for acc_name in ACCS:
+            acc = parse_format(acc_name)
+            a, sa = _block_codes(rng, fa, (200, 64))
+            b, sb = _block_codes(rng, fb, (200, 64))
+            c = rng.integers(0, 1 << acc.width, 200)
+            r, _ = _words(rng, (200,), mode)
+            got = block_dot(a, sa, b, sb, c, fa, fb, acc, mode, rbits=r, rand_bits=R if mode == "sr" else None)
+            assert got.tolist() == _ref_dots(fa, fb, acc, a, sa, b, sb, c, mode, r), (pair, acc_name, mode)
