@@ -300,13 +300,20 @@ def gemm(A, B, a_fmt, b_fmt, acc_fmt="e6m9", lanes=1, chunk=64, window="exact", 
 # -- accumulation over given beat sums (the INT4 x FP4 front end: golden.mac4.dot_mac4) -------------
 
 def accumulate_sums(S, acc_fmt, chunk_beats, rounding="rne", rbits_inner=None, rbits_outer=None,
-                    rand_bits=None):
+                    rand_bits=None, terms=None, init=None):
     """The accumulation of item 3 over given exact beat sums.
 
-    ``S`` is a :class:`~golden.raw.Raw` of shape ``(B, nb)``: beat ``j`` of dot product ``b`` (exact,
-    at most 49 significant bits, no sticky). ``chunk_beats`` is ``CL / N`` (0: no chunking). Returns
-    ``(B,)`` codes. ``rbits_inner`` ``(B, nb)`` and ``rbits_outer`` ``(B, ceil(nb / chunk_beats))``
-    feed ``sr``.
+    ``S`` is a :class:`~golden.raw.Raw` of shape ``(B, nb)``: beat ``j`` of dot product ``b``.
+    ``chunk_beats`` is ``CL / N`` (0: no chunking). Returns ``(B,)`` codes. ``rbits_inner`` ``(B, nb)``
+    and ``rbits_outer`` ``(B, ceil(nb / chunk_beats))`` feed ``sr``.
+
+    A beat sum must be exact in at most 49 significant bits (``add_raw``'s domain) unless ``terms``
+    are given: ``(sign, sig, exp)`` arrays of shape ``(B, nb, P)``, finite exact terms whose sum is
+    the beat sum (zero terms pad). A beat whose ``S`` is wider, or carries a sticky bit, is then
+    rounded as ``round(inner + sum of its terms)`` from one exact multi-term sum, exactly as the
+    accumulator's own wide beats (section 7, notes); ``S`` still carries the beat's specials.
+    ``init`` (``(B,)`` codes of ``acc_fmt``, default ``-0``) is the value ``inner`` starts from: an
+    addend of the first rounding (``docs/arithmetic.md`` section 9 uses it for ``block_dot``'s ``c``).
     """
     acc = float_format_param("acc_fmt", acc_fmt)
     check_rounding(rounding)
@@ -319,11 +326,20 @@ def accumulate_sums(S, acc_fmt, chunk_beats, rounding="rne", rbits_inner=None, r
     else:
         rbi = rbo = None
     neg_zero = np.full(B, acc.sign_mask, np.int64).astype(acc.code_dtype)
-    inner, outer, k_out = neg_zero.copy(), neg_zero.copy(), 0
+    if init is None:
+        inner = neg_zero.copy()
+    else:
+        init = check_codes("init", init)
+        acc.fields(init)                                   # range check (one-line ValueError)
+        inner = np.array(np.broadcast_to(init, (B,))).astype(acc.code_dtype)
+    outer, k_out = neg_zero.copy(), 0
     for j in range(nb):
         Sj = Raw(*(f[:, j] for f in S))
-        inner = round_raw(acc, add_raw(unpack(acc, inner), Sj), rounding,
-                          rbits=None if rbi is None else rbi[:, j], rand_bits=R)
+        rb = None if rbi is None else rbi[:, j]
+        if terms is None:
+            inner = round_raw(acc, add_raw(unpack(acc, inner), Sj), rounding, rbits=rb, rand_bits=R)
+        else:
+            inner = _general_step(acc, inner, Sj, tuple(t[:, j] for t in terms), rounding, rb, R)
         if chunk_beats and (j + 1) % chunk_beats == 0 and j != nb - 1:
             outer = _flush_general(acc, outer, inner, rounding, None if rbo is None else rbo[:, k_out], R)
             inner = neg_zero.copy()

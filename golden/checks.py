@@ -16,7 +16,7 @@ import operator
 import numpy as np
 
 __all__ = ["ROUNDING_MODES", "MAX_RAND_BITS", "check_int", "check_int_array", "check_bool", "check_choice",
-           "check_rounding", "check_rand_bits", "check_codes", "check_rand_words"]
+           "check_rounding", "check_rand_bits", "check_codes", "check_rand_words", "check_lanes"]
 
 #: Rounding modes of ``docs/arithmetic.md`` section 2.
 ROUNDING_MODES = ("rne", "rna", "rtz", "sr")
@@ -84,6 +84,17 @@ def check_rand_bits(rand_bits, rounding="sr"):
     if rand_bits is None:
         raise ValueError(f"rand_bits is required for rounding 'sr' (1 to {MAX_RAND_BITS})")
     return check_int("rand_bits", rand_bits, 1, MAX_RAND_BITS)
+
+
+def check_lanes(k, lanes, hi=64):
+    """The lanes of a block unit (products per cycle, at most ``hi``): a divisor of the block size
+    ``k``; ``None`` means ``k`` (one block per cycle)."""
+    if lanes is None:
+        return k
+    lanes = check_int("lanes", lanes, 1, hi)
+    if k % lanes:
+        raise ValueError(f"block size k={k} must be a multiple of lanes={lanes}")
+    return lanes
 
 
 def check_codes(name, codes):

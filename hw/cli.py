@@ -1,7 +1,7 @@
 """The ``lowbit`` command line.
 
     lowbit list                                   units, their parameters and defaults
-    lowbit formats                                format presets and the spec syntax
+    lowbit formats [SPEC ...]                     format presets and the spec syntax (or check SPECs)
     lowbit export UNIT [--param value ...] [-o FILE.v] [--name MODULE]
     lowbit synth  UNIT [--param value ...] [synth options]   (see ``lowbit synth --help``)
 
@@ -31,7 +31,8 @@ usage: lowbit [--version] COMMAND ...
 
 commands:
   list                       units with their parameters and defaults
-  formats                    format presets and the spec syntax
+  formats [SPEC ...]         format presets and the spec syntax; with SPECs, their
+                             canonical spelling (or a one-line error)
   export UNIT [--param value ...] [-o FILE.v] [--name MODULE]
                              write the unit's Verilog (stdout without -o)
   synth UNIT [--param value ...] [options]
@@ -57,14 +58,28 @@ def cmd_list(argv):
 
 
 def cmd_formats(argv):
-    from golden.formats import PRESET_SPECS
-    if argv:
-        raise UsageError(f"formats takes no arguments, got {' '.join(argv)!r}")
+    from golden.block import BLOCK_PRESET_SPECS, is_block_spec, parse_block_format
+    from golden.formats import PRESET_SPECS, parse_format
+    if argv:                                # check all the given specs, then spell them out
+        fmts = []
+        for spec in argv:
+            try:
+                fmts.append(parse_block_format(spec) if is_block_spec(spec) else parse_format(spec))
+            except ValueError as e:
+                raise UsageError(f"{spec}: {e}") from None
+        for spec, fmt in zip(argv, fmts):
+            print(f"{spec} = {fmt.spec()}")
+        return 0
     print("presets:")
     for name, (spec, source) in PRESET_SPECS.items():
         print(f"  {name:<10} = {spec:<28} {source}")
     print("spec syntax: e<E>m<M>[:bias=N][:nosub][:fn|:finite][:r4], int<N>, uint<N>, "
           "fix<W>.<F>, ufix<W>.<F> (see docs/arithmetic.md)")
+    print("block presets (k elements share one 8-bit scale):")
+    for name, (spec, source) in BLOCK_PRESET_SPECS.items():
+        print(f"  {name:<10} = {spec:<28} {source}")
+    print("block spec syntax: <block preset>[/k], mx:<element spec>[/k], hbfp<m>[/k]; k from 2 to 64, "
+          "default 32 (see docs/arithmetic.md section 9)")
     return 0
 
 

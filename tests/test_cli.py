@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from golden.block import BLOCK_PRESETS, parse_block_format
 from golden.formats import PRESET_SPECS, PRESETS, parse_format
 from hw.cli import main
 from hw.units import UNITS, get_unit
@@ -93,16 +94,29 @@ def test_list_shows_every_unit_and_parameter_with_its_default(capsys):
 def test_formats_lists_every_preset_with_an_equivalent_spec(capsys):
     status, out, err = run(capsys, "formats")
     assert status == 0 and err == ""
-    listed = {}
+    listed, block_listed, section = {}, {}, None
     for line in out.splitlines():
+        if not line.startswith(" "):
+            section = line.split(" (")[0].rstrip(":")
         m = re.match(r"^\s+(\w+)\s+=\s+(\S+)", line)
         if m:
-            listed[m.group(1)] = m.group(2)
+            {"presets": listed, "block presets": block_listed}[section][m.group(1)] = m.group(2)
     assert set(listed) == set(PRESET_SPECS)
     for name, spec in listed.items():
         assert parse_format(spec) == PRESETS[name], name
-    for syntax in ("e<E>m<M>", ":bias=N", ":nosub", ":fn", ":finite", "fix<W>.<F>", "ufix<W>.<F>", "int<N>"):
+    assert set(block_listed) == set(BLOCK_PRESETS)
+    for name, spec in block_listed.items():
+        assert parse_block_format(spec) == BLOCK_PRESETS[name], name
+    for syntax in ("e<E>m<M>", ":bias=N", ":nosub", ":fn", ":finite", "fix<W>.<F>", "ufix<W>.<F>", "int<N>",
+                   "mx:<element spec>[/k]", "hbfp<m>[/k]", "k from 2 to 64"):
         assert syntax in out
+
+
+def test_formats_checks_the_given_specs(capsys):
+    status, out, err = run(capsys, "formats", "mxfp8_e4m3/16", "MX:fp8_e5m2", "hbfp6", "fp8_e4m3", "e6m9:nosub:fn")
+    assert status == 0 and err == ""
+    assert out.splitlines() == ["mxfp8_e4m3/16 = mx:e4m3:fn/16", "MX:fp8_e5m2 = mx:e5m2/32", "hbfp6 = hbfp6/32",
+                                "fp8_e4m3 = e4m3:fn", "e6m9:nosub:fn = e6m9:nosub:fn"]
 
 
 def test_help_and_version(capsys):
@@ -273,6 +287,13 @@ ERRORS = [
     (["export"], [r"unit name", r"lowbit list"]),
     (["frobnicate"], [r"unknown command 'frobnicate'", r"export"]),
     (["list", "extra"], [r"list", r"no arguments"]),
+    # Block formats (docs/arithmetic.md section 9): checked by lowbit formats SPEC; nothing printed.
+    (["formats", "mxfp8_e4m3", "mxint8/65"], [r"mxint8/65", r"block size k", r"between 2 and 64", r"65"]),
+    (["formats", "mx:fp4_r4/32"], [r"mx:fp4_r4/32", r"radix-4"]),
+    (["formats", "mx:e5m10"], [r"e5m10", r"16 bits", r"at most 8"]),
+    (["formats", "mx:int8"], [r"mx:int8", r"fix<W>.<F>", r"fix8.6"]),
+    (["formats", "hbfp20"], [r"hbfp20", r"HBFP mantissa bits", r"between 2 and 16"]),
+    (["formats", "e4m3:wat"], [r"e4m3:wat", r"unknown format modifier"]),
     ([], [r"missing command", r"export"]),
 ]
 
