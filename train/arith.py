@@ -120,6 +120,8 @@ class Pact4:
     goes to ``alpha``, the rest passes straight through)."""
 
     alpha_init: float = 2.0
+    #: Smallest clip level used: SGD may push the learned alpha to zero or below.
+    alpha_min: float = 2.0 ** -8
 
     def params(self):
         return {"alpha": self.alpha_init}
@@ -127,7 +129,7 @@ class Pact4:
     def quantize(self, x, state):
         from golden.quantize import quantize_int4_pact
         x = np.asarray(x, np.float64)
-        alpha = float(state["alpha"].data)
+        alpha = max(float(state["alpha"].data), self.alpha_min)
         codes, scale = quantize_int4_pact(x, alpha)
         return Operand(codes=codes, fmt="uint4", scale=float(scale), ste=(x > 0) & (x < alpha),
                        clip=x >= alpha)

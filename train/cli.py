@@ -40,7 +40,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message.replace("argument ", ""))
 
 
-def _positive(name):
+def _positive():
     def parse(text):
         try:
             v = int(text)
@@ -52,7 +52,7 @@ def _positive(name):
     return parse
 
 
-def _positive_float(name):
+def _positive_float():
     def parse(text):
         try:
             v = float(text)
@@ -69,17 +69,17 @@ def parser():
     p.add_argument("--recipe", action="append", metavar="NAME",
                    help=f"recipe (repeatable; default all: {', '.join(RECIPES)})")
     p.add_argument("--model", action="append", choices=list(MODELS), help="model (repeatable; default both)")
-    p.add_argument("--epochs", type=_positive("--epochs"), default=DEFAULT_EPOCHS,
+    p.add_argument("--epochs", type=_positive(), default=DEFAULT_EPOCHS,
                    help=f"epochs per run (default {DEFAULT_EPOCHS})")
-    p.add_argument("--seeds", type=_positive("--seeds"), default=None,
+    p.add_argument("--seeds", type=_positive(), default=None,
                    help="seeds per recipe and model (default: 3 for mlp, 1 for cnn)")
     p.add_argument("--data", default="digits", help="digits (scikit-learn, default) or mnist:DIR (IDX files)")
     p.add_argument("-o", "--out", default="build/train", help="output folder (default build/train)")
-    p.add_argument("-j", "--jobs", type=_positive("--jobs"), default=2, help="parallel runs (default 2)")
+    p.add_argument("-j", "--jobs", type=_positive(), default=2, help="parallel runs (default 2)")
     p.add_argument("--synth", default=DEFAULT_SYNTH,
                    help=f"synthesis report for frontier.png (default {DEFAULT_SYNTH})")
-    p.add_argument("--lr", type=_positive_float("--lr"), default=Hyper.lr, help=f"learning rate ({Hyper.lr})")
-    p.add_argument("--batch-size", type=_positive("--batch-size"), default=Hyper.batch_size,
+    p.add_argument("--lr", type=_positive_float(), default=Hyper.lr, help=f"learning rate ({Hyper.lr})")
+    p.add_argument("--batch-size", type=_positive(), default=Hyper.batch_size,
                    help=f"minibatch size ({Hyper.batch_size})")
     return p
 
@@ -110,7 +110,10 @@ def cli_main(argv):
     from .data import load_data
     from .report import frontier_points, load_synth, summarize, write_reports
 
-    args = parser().parse_args(argv)
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as e:            # --help: argparse printed it and exits 0
+        return e.code
     recipes = list(dict.fromkeys(args.recipe or RECIPES))
     for name in recipes:
         get_recipe(name)
