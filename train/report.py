@@ -143,6 +143,7 @@ def plot_curves(report, path):
             ax.plot(epochs, acc, marker=".", label=f"{name} ({len(rs)} seed{'s' if len(rs) > 1 else ''})",
                     color=f"C{recipes.index(name) if name in recipes else 9}")
         ax.set_title(f"{model} on {report['data']}")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_xlabel("epoch")
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)
@@ -164,13 +165,22 @@ def plot_frontier(report, path):
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for p in pts:
         ax.errorbar(p["area_per_mac_um2"], p["acc_mean"], yerr=p["acc_std"], fmt=markers.get(p["model"], "^"),
-                    color=f"C{recipes.index(p['recipe'])}", capsize=3, ms=6)
-        ax.annotate(f"{p['recipe']} ({p['model']})", (p["area_per_mac_um2"], p["acc_mean"]), fontsize=7,
-                    xytext=(4, 3), textcoords="offset points")
+                    color=f"C{recipes.index(p['recipe'])}", capsize=3, ms=7, alpha=0.85)
+    # A legend, not labels at the points: recipes of similar area and accuracy would overlap.
+    from matplotlib.lines import Line2D
+    shown = list(dict.fromkeys(p["recipe"] for p in pts))
+    handles = [Line2D([], [], color=f"C{recipes.index(r)}", marker="o", ls="", label=r) for r in shown]
+    handles += [Line2D([], [], color="grey", marker=markers.get(m, "^"), ls="", label=m)
+                for m in dict.fromkeys(p["model"] for p in pts)]
+    ax.legend(handles=handles, fontsize=7, loc="best")
     ax.set_xscale("log")
-    ax.set_xlabel("sky130 area per MAC of the modelled unit (µm², log)")
-    ax.set_ylabel("final test accuracy (%)")
-    ax.set_title(f"Accuracy against area ({report['data']}; o mlp, ■ cnn)")
+    from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
+    ax.xaxis.set_major_locator(FixedLocator([1000, 2000, 5000, 10000, 20000, 50000]))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("sky130 area per MAC of the modelled unit (µm², log scale)")
+    ax.set_ylabel("final test accuracy (%), mean ± std over seeds")
+    ax.set_title(f"Accuracy against area ({report['data']})")
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     fig.savefig(path, metadata={"Software": None})
