@@ -21,7 +21,7 @@ from hw.cli import main
 from train import recipes as recipes_mod
 from train.arith import AccumulatorGemm, FloatCast, Mac4AccGemm, Mac4IntGemm, Operand, SgdAxpy
 from train.data import DataError, Dataset, load_digits_split, load_mnist, read_idx, write_idx
-from train.loop import Hyper, run
+from train.loop import run
 from train.models import Param, StepContext, build_model, softmax_cross_entropy
 from train.recipes import RECIPES
 
@@ -196,13 +196,18 @@ def test_sr_weight_update_does_not_stagnate():
         assert lo <= p.data.mean() <= hi, rounding
 
 
-def test_high_precision_layers_follow_the_recipe():
+@pytest.mark.parametrize("model_name", ["mlp", "cnn"])
+def test_high_precision_layers_follow_the_recipe(model_name):
+    """The first and last GEMM layers of a built model run FP32 (quantizers, twins and float32
+    updates) when the recipe keeps them in higher precision; the middle one runs the recipe."""
     for recipe in RECIPES.values():
-        layers = [recipe.layer_recipe(k, 3).name for k in range(3)]
+        model = build_model(model_name, (8, 8), 10, recipe, seed=0)
+        cores = [layer.core for layer in model.gemm_layers()]
         keep = recipe.high_precision
-        assert layers[0] == ("fp32" if "first" in keep else recipe.name)
-        assert layers[1] == recipe.name
-        assert layers[2] == ("fp32" if "last" in keep else recipe.name)
+        assert [c.recipe.name for c in cores] == [
+            "fp32" if "first" in keep else recipe.name, recipe.name, "fp32" if "last" in keep else recipe.name]
+        assert type(cores[1].w.update) is type(recipe.update)
+        assert type(cores[0].w.update).__name__ == ("SgdFp32" if "first" in keep else type(recipe.update).__name__)
 
 
 # -- FP32 gradients ---------------------------------------------------------------------------------
