@@ -150,8 +150,9 @@ def test_accumulator_twin_pads_k_with_zero_lanes():
     A, B = rng.integers(-3, 4, (5, 13)).astype(float), rng.integers(-3, 4, (13, 4)).astype(float)
     a, b = Operand(codes=f.encode(A), fmt="fp8_e5m2"), Operand(codes=f.encode(B), fmt="fp8_e5m2")
     for chunk in (0, 8, 64):
-        twin = AccumulatorGemm(lanes=8, chunk=chunk)
-        assert np.array_equal(twin.matmul(a, b, rng), (A @ B).astype(np.float32))
+        for rounding in ("rne", "sr"):      # sr draws its words per step; exact sums stay exact
+            twin = AccumulatorGemm(lanes=8, chunk=chunk, rounding=rounding)
+            assert np.array_equal(twin.matmul(a, b, rng), (A @ B).astype(np.float32))
     e4 = Operand(codes=parse_format("fp8_e4m3").encode(A), fmt="fp8_e4m3")
     hfp8 = AccumulatorGemm("fp8_e4m3", "fp8_e5m2", lanes=8)
     assert np.array_equal(hfp8.matmul(b.T, e4.T, rng), (A @ B).T.astype(np.float32))   # swapped order
@@ -168,10 +169,11 @@ def test_mac4_twin_exact_small_values():
     assert np.array_equal(fp4_value(c0, 0, -5), g * 2.0 ** -5)
     x = Operand(codes=parse_format("int4").encode(X).astype(np.uint8), fmt="int4", scale=0.5)
     gop = Operand(codes=c0, fmt="fp4_r4", exp=-5, phase=0)
-    twin = Mac4AccGemm(lanes=8, chunk=8)
     want = (X @ g * 2.0 ** -5 * 0.5).astype(np.float32)
-    assert np.array_equal(twin.matmul(x, gop, rng), want)
-    assert np.array_equal(twin.matmul(gop.T, x.T, rng), want.T)
+    for rounding in ("rne", "sr"):
+        twin = Mac4AccGemm(lanes=8, chunk=8, rounding=rounding)
+        assert np.array_equal(twin.matmul(x, gop, rng), want)
+        assert np.array_equal(twin.matmul(gop.T, x.T, rng), want.T)
 
 
 def test_int4_recipe_forward_is_exact_integer_gemm():
