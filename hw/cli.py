@@ -4,6 +4,7 @@
     lowbit formats [SPEC ...]                     format presets and the spec syntax (or check SPECs)
     lowbit export UNIT [--param value ...] [-o FILE.v] [--name MODULE]
     lowbit synth  UNIT [--param value ...] [synth options]   (see ``lowbit synth --help``)
+    lowbit train  [options]                        training emulation (``lowbit train --help``)
 
 User errors (a missing or unknown command, unknown unit, parameter or format, bad or missing values,
 an unusable output path, missing tools) print one line ``lowbit: error: ...`` naming the parameter
@@ -37,6 +38,8 @@ commands:
                              write the unit's Verilog (stdout without -o)
   synth UNIT [--param value ...] [options]
                              area/timing of one configuration (lowbit synth --help)
+  train [--recipe NAME ...] [--model mlp|cnn] [--epochs N] [--seeds K] [--data ...] [-o DIR]
+                             train through the recipes' golden arithmetic (lowbit train --help)
 """
 
 
@@ -137,7 +140,14 @@ def cmd_synth(argv):
     return cli_main(argv)
 
 
-COMMANDS = {"list": cmd_list, "formats": cmd_formats, "export": cmd_export, "synth": cmd_synth}
+def cmd_train(argv):
+    """``lowbit train``: parses its own options (``train.cli``)."""
+    from train.cli import cli_main
+    return cli_main(argv)
+
+
+COMMANDS = {"list": cmd_list, "formats": cmd_formats, "export": cmd_export, "synth": cmd_synth,
+            "train": cmd_train}
 
 
 def _silence_unused():
@@ -171,7 +181,7 @@ def _run_command(cmd, args):
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
-        return _fail("missing command (commands: list, formats, export, synth; lowbit --help)")
+        return _fail(f"missing command (commands: {', '.join(COMMANDS)}; lowbit --help)")
     if argv[0] in ("-h", "--help", "help"):
         print(_USAGE, end="")
         return 0

@@ -13,7 +13,8 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, Timer
 
-__all__ = ["rng_for", "drive_comb", "PipelineTB", "log_seed"]
+__all__ = ["rng_for", "drive_comb", "PipelineTB", "log_seed", "StreamSource", "StreamSink",
+           "accumulator_beats", "accumulator_mac4_beats"]
 
 
 def rng_for(tag=""):
@@ -115,6 +116,32 @@ class PipelineTB:
         await ClockCycles(dut.clk, drain)
         mon.cancel()
         return {name: _result_array(handle, collected[name]) for name, handle in ports_out}
+
+
+def _pack(codes, width):
+    """One Python integer per row of ``codes`` (rows, lanes): lane ``k`` in bits ``k*width``."""
+    return [sum(int(c) << (width * k) for k, c in enumerate(row)) for row in np.asarray(codes)]
+
+
+def accumulator_beats(a, b, lanes, wa, wb):
+    """``hw.accumulator`` (fp8 front) payloads of one dot product of codes ``a``, ``b`` (length a
+    multiple of ``lanes``): ``{last, b lanes, a lanes}``, lane 0 lowest, ``last`` on the final beat."""
+    pa = _pack(np.reshape(a, (-1, lanes)), wa)
+    pb = _pack(np.reshape(b, (-1, lanes)), wb)
+    nb = len(pa)
+    return [x | (y << (wa * lanes)) | (int(j == nb - 1) << ((wa + wb) * lanes))
+            for j, (x, y) in enumerate(zip(pa, pb))]
+
+
+def accumulator_mac4_beats(x, g, phase, offset, lanes):
+    """``hw.accumulator --front mac4`` payloads of one dot product: ``{last, offset[7:0], phase,
+    g lanes, x lanes}``; ``phase`` is one bit per beat, ``offset`` one per dot product."""
+    px = _pack(np.reshape(x, (-1, lanes)), 4)
+    pg = _pack(np.reshape(g, (-1, lanes)), 4)
+    nb = len(px)
+    ph = np.broadcast_to(np.asarray(phase), (nb,))
+    return [u | (v << (4 * lanes)) | (int(ph[j]) << (8 * lanes)) | ((int(offset) & 0xFF) << (8 * lanes + 1))
+            | (int(j == nb - 1) << (8 * lanes + 9)) for j, (u, v) in enumerate(zip(px, pg))]
 
 
 class StreamSource:

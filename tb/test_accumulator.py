@@ -16,7 +16,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from common import StreamSink, StreamSource, log_seed, rng_for
+from common import StreamSink, StreamSource, accumulator_beats, accumulator_mac4_beats, log_seed, rng_for
 from harness import long_enabled, run_cocotb, unit_config
 
 from golden.accumulator import dot
@@ -63,26 +63,8 @@ class TB:
         """
         if self.mac4:
             (x, ph), (g, off) = a, b
-            N, out = self.N, []
-            nb = len(x) // N
-            for j in range(nb):
-                px = pg = 0
-                for k in range(N):
-                    px |= int(x[j * N + k]) << (4 * k)
-                    pg |= int(g[j * N + k]) << (4 * k)
-                out.append(px | (pg << (4 * N)) | (int(ph[j]) << (8 * N)) | ((off & 0xFF) << (8 * N + 1))
-                           | (int(j == nb - 1) << (8 * N + 9)))
-            return out
-        N, wa, wb = self.N, self.fa.width, self.fb.width
-        nb = len(a) // N
-        out = []
-        for j in range(nb):
-            pa = pb = 0
-            for k in range(N):
-                pa |= int(a[j * N + k]) << (wa * k)
-                pb |= int(b[j * N + k]) << (wb * k)
-            out.append(pa | (pb << (wa * N)) | (int(j == nb - 1) << ((wa + wb) * N)))
-        return out
+            return accumulator_mac4_beats(x, g, ph, off, self.N)
+        return accumulator_beats(a, b, self.N, self.fa.width, self.fb.width)
 
     def golden(self, a, b):
         """Expected result of one dot product, consuming the LFSR words it uses (sr)."""

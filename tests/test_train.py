@@ -1,0 +1,343 @@
+"""The training emulation (``train/``): recipe GEMMs against the golden models, the FP32 gradients
+against finite differences, bit-reproducible runs, the IDX loader, ``lowbit train`` and its errors.
+
+Runs are kept tiny (a few hundred images, one epoch); ``make train`` is the real experiment.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from golden.accumulator import dot
+from golden.formats import parse_format
+from golden.mac4 import dot_mac4, fp4_value
+from golden.quantize import tpr_quantize
+from hw.cli import main
+from train import recipes as recipes_mod
+from train.arith import AccumulatorGemm, FloatCast, Mac4AccGemm, Mac4IntGemm, Operand, SgdAxpy
+from train.data import DataError, Dataset, load_digits_split, load_mnist, read_idx, write_idx
+from train.loop import run
+from train.models import Param, StepContext, build_model, softmax_cross_entropy
+from train.recipes import RECIPES
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits_split()
+
+
+@pytest.fixture(scope="module")
+def small(digits):
+    """256 training and 96 test images of the digits split."""
+    return Dataset("digits-small", digits.x_train[:256], digits.y_train[:256], digits.x_test[:96],
+                   digits.y_test[:96], 10)
+
+
+# -- data -------------------------------------------------------------------------------------------
+
+def test_digits_split_is_fixed_and_stratified(digits):
+    assert digits.x_train.shape == (1437, 8, 8) and digits.x_test.shape == (360, 8, 8)
+    assert digits.x_train.dtype == np.float32 and 0 <= digits.x_train.min() and digits.x_train.max() == 1
+    counts = np.bincount(digits.y_test, minlength=10)
+    assert counts.min() >= 35 and counts.max() <= 37          # 360 of 1,797 from every class
+    again = load_digits_split()
+    assert np.array_equal(again.y_test, digits.y_test) and np.array_equal(again.x_train, digits.x_train)
+
+
+def _mnist_folder(tmp_path, gz=False, n_train=12, n_test=6):
+    rng = np.random.default_rng(5)
+    arrays = {"train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 4, 6), dtype=np.uint8),
+              "train-labels-idx1-ubyte": rng.integers(0, 10, n_train, dtype=np.uint8),
+              "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 4, 6), dtype=np.uint8),
+              "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test, dtype=np.uint8)}
+    for name, a in arrays.items():
+        write_idx(tmp_path / name, a)
+        if gz:
+            path = tmp_path / name
+            (tmp_path / (name + ".gz")).write_bytes(gzip.compress(path.read_bytes()))
+            path.unlink()
+    return arrays
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_loader(tmp_path, gz):
+    arrays = _mnist_folder(tmp_path, gz)
+    d = load_mnist(tmp_path)
+    assert d.x_train.shape == (12, 4, 6) and d.x_test.shape == (6, 4, 6) and d.shape == (4, 6)
+    assert np.array_equal(d.x_train * 255, arrays["train-images-idx3-ubyte"].astype(np.float32))
+    assert np.array_equal(d.y_test, arrays["t10k-labels-idx1-ubyte"])
+    # The header by hand: magic 0x00000803, then three big-endian dimensions.
+    raw = (tmp_path / "x.idx")
+    raw.write_bytes(bytes([0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 3, 1, 2, 3, 4, 5, 6]))
+    assert read_idx(raw).tolist() == [[[1, 2, 3]], [[4, 5, 6]]]
+
+
+def test_idx_loader_errors(tmp_path):
+    _mnist_folder(tmp_path)
+    bad = tmp_path / "t10k-labels-idx1-ubyte"
+    bad.write_bytes(bad.read_bytes()[:-1])
+    with pytest.raises(DataError, match="header says"):
+        load_mnist(tmp_path)
+    bad.write_bytes(b"\x01\x02\x03\x04")
+    with pytest.raises(DataError, match="not an IDX file"):
+        load_mnist(tmp_path)
+    bad.unlink()
+    with pytest.raises(DataError, match="no t10k-labels-idx1-ubyte"):
+        load_mnist(tmp_path)
+    with pytest.raises(DataError, match="does not exist"):
+        load_mnist(tmp_path / "missing")
+
+
+# -- recipe GEMMs are the golden GEMMs --------------------------------------------------------------
+
+def _operands(recipe, M, K, N, rng):
+    """Forward, backward-data and backward-weight operands of a layer under ``recipe``, from
+    the recipe's own quantizers (random activations, weights and gradients)."""
+    x = np.maximum(rng.normal(0, 1, (M, K)), 0)
+    w = rng.normal(0, 0.3, (K, N))
+    dy = rng.normal(0, 1e-2, (M, N))
+    act = {k: Param(np.array(v), recipes_mod.FP32.update) for k, v in recipe.activation.params().items()}
+    qx, qw = recipe.activation.quantize(x, act), recipe.weight.quantize(w, {})
+    g_data, g_weight = recipe.grad.quantize_grad(dy, {})
+    return {"fwd": (qx, qw), "bwd_data": (g_data, qw.T), "bwd_weight": (qx.T, g_weight)}
+
+
+def _reference(twin, a, b):
+    """Every output element as its own golden dot product (``dot`` / ``dot_mac4``), scaled; the
+    independent way to form the GEMM the twin computes with one ``gemm`` call."""
+    M, N = a.shape[0], b.shape[1]
+    out = np.zeros((M, N))
+    acc = parse_format(twin.acc_format)
+    for m in range(M):
+        for n in range(N):
+            if isinstance(twin, AccumulatorGemm):
+                # dot takes the operands in either order (the twin may swap them for the hardware).
+                fa, fb = a.fmt, b.fmt
+                c = dot(a.codes[m], b.codes[:, n], fa, fb, twin.acc_format, twin.lanes, twin.chunk, twin.window)
+                out[m, n] = acc.decode(c) * a.scale * b.scale
+            else:
+                x, g, gx = (a, b, False) if b.fmt == "fp4_r4" else (b.T, a.T, True)
+                xi, gi = (n, m) if gx else (m, n)
+                c = dot_mac4(x.codes[xi], g.codes[:, gi], g.phase, g.exp, twin.acc_format, twin.lanes,
+                             twin.chunk, x_signed=x.fmt == "int4")
+                out[m, n] = acc.decode(c) * x.scale
+    return out.astype(np.float32)
+
+
+@pytest.mark.parametrize("name", [n for n in RECIPES if n != "fp32"])
+def test_recipe_gemms_equal_golden_dots(name):
+    recipe = RECIPES[name]
+    rng = np.random.default_rng(11)
+    for role, (a, b) in _operands(recipe, 8, 16, 8, rng).items():
+        twin = getattr(recipe, role)
+        if isinstance(twin, Mac4IntGemm):
+            continue        # exact integers: test_int4_recipe_forward_is_exact_integer_gemm
+        got = twin.matmul(a, b, rng)
+        assert got.dtype == np.float32 and got.shape == (a.shape[0], b.shape[1])
+        assert np.array_equal(got, _reference(twin, a, b)), (name, role)
+
+
+def test_accumulator_twin_pads_k_with_zero_lanes():
+    """K = 13 is no multiple of 8 lanes: small integers keep every sum exact, so the result is the
+    exact product whatever the padding, and the transposed (swapped) operand order agrees."""
+    rng = np.random.default_rng(2)
+    f = parse_format("fp8_e5m2")
+    A, B = rng.integers(-3, 4, (5, 13)).astype(float), rng.integers(-3, 4, (13, 4)).astype(float)
+    a, b = Operand(codes=f.encode(A), fmt="fp8_e5m2"), Operand(codes=f.encode(B), fmt="fp8_e5m2")
+    for chunk in (0, 8, 64):
+        for rounding in ("rne", "sr"):      # sr draws its words per step; exact sums stay exact
+            twin = AccumulatorGemm(lanes=8, chunk=chunk, rounding=rounding)
+            assert np.array_equal(twin.matmul(a, b, rng), (A @ B).astype(np.float32))
+    e4 = Operand(codes=parse_format("fp8_e4m3").encode(A), fmt="fp8_e4m3")
+    hfp8 = AccumulatorGemm("fp8_e4m3", "fp8_e5m2", lanes=8)
+    assert np.array_equal(hfp8.matmul(b.T, e4.T, rng), (A @ B).T.astype(np.float32))   # swapped order
+    with pytest.raises(ValueError, match="takes fp8_e4m3 x fp8_e5m2"):
+        hfp8.matmul(e4, e4, rng)
+
+
+def test_mac4_twin_exact_small_values():
+    """INT4 x FP4 with K = 10 (padded to 16), both operand orders: small exact values."""
+    rng = np.random.default_rng(3)
+    X = rng.integers(-7, 8, (4, 10))
+    g = rng.choice([0.0, 0.25, -1.0, 4.0, -16.0], (10, 3))
+    c0, c1 = tpr_quantize(g * 2.0 ** -5, scale_exp=-5)
+    assert np.array_equal(fp4_value(c0, 0, -5), g * 2.0 ** -5)
+    x = Operand(codes=parse_format("int4").encode(X).astype(np.uint8), fmt="int4", scale=0.5)
+    gop = Operand(codes=c0, fmt="fp4_r4", exp=-5, phase=0)
+    want = (X @ g * 2.0 ** -5 * 0.5).astype(np.float32)
+    for rounding in ("rne", "sr"):
+        twin = Mac4AccGemm(lanes=8, chunk=8, rounding=rounding)
+        assert np.array_equal(twin.matmul(x, gop, rng), want)
+        assert np.array_equal(twin.matmul(gop.T, x.T, rng), want.T)
+
+
+def test_int4_recipe_forward_is_exact_integer_gemm():
+    recipe = RECIPES["int4-sun2020"]
+    rng = np.random.default_rng(4)
+    qx, qw = _operands(recipe, 7, 24, 5, rng)["fwd"]
+    ints = parse_format("uint4").to_int(qx.codes) @ parse_format("int4").to_int(qw.codes)
+    assert np.array_equal(recipe.fwd.matmul(qx, qw, rng), (ints * (qx.scale * qw.scale)).astype(np.float32))
+
+
+def test_sr_weight_update_does_not_stagnate():
+    """w = 1 and lr*g = 2**-12, a quarter of e6m9's half-ulp at 1: round-to-nearest never moves
+    the weight (Wang et al. 2018, section 3.2), stochastic rounding moves it by one ulp (2**-9) with
+    probability 1/8, so the mean update is right."""
+    n = 20000
+    rng = np.random.default_rng(7)
+    for rounding, lo, hi in (("rne", 1.0, 1.0), ("sr", 1 - 2**-12 * 1.1, 1 - 2**-12 * 0.9)):
+        p = Param(np.ones(n), SgdAxpy("e6m9", rounding=rounding))
+        p.grad[...] = 2.0 ** -12
+        p.update.step(p, {}, 1.0, 0.0, rng)
+        assert set(np.unique(p.data)) <= {1.0, 1.0 - 2**-10}     # below 1 the ulp is 2**-10
+        assert lo <= p.data.mean() <= hi, rounding
+
+
+@pytest.mark.parametrize("model_name", ["mlp", "cnn"])
+def test_high_precision_layers_follow_the_recipe(model_name):
+    """The first and last GEMM layers of a built model run FP32 (quantizers, twins and float32
+    updates) when the recipe keeps them in higher precision; the middle one runs the recipe."""
+    for recipe in RECIPES.values():
+        model = build_model(model_name, (8, 8), 10, recipe, seed=0)
+        cores = [layer.core for layer in model.gemm_layers()]
+        keep = recipe.high_precision
+        assert [c.recipe.name for c in cores] == [
+            "fp32" if "first" in keep else recipe.name, recipe.name, "fp32" if "last" in keep else recipe.name]
+        assert type(cores[1].w.update) is type(recipe.update)
+        assert type(cores[0].w.update).__name__ == ("SgdFp32" if "first" in keep else type(recipe.update).__name__)
+
+
+# -- FP32 gradients ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("model_name", ["mlp", "cnn"])
+def test_fp32_gradients_against_finite_differences(model_name, small):
+    """Central differences of the loss along random directions, per parameter tensor, against the
+    backward pass (float32; the step is large enough for float32 but small against ReLU kinks)."""
+    x, y = small.x_train[:16], small.y_train[:16]
+    model = build_model(model_name, small.shape, 10, RECIPES["fp32"], seed=1)
+    ctx = StepContext(np.random.default_rng(0))
+    # Nonzero biases: with zero biases every all-zero input patch (digits have many) puts a ReLU
+    # exactly at its kink, where the one-sided differences of a bias disagree with any gradient.
+    for p in model.params():
+        if p.name.endswith(".b"):
+            p.data[...] = np.random.default_rng(2).normal(0, 0.1, p.data.shape)
+
+    def loss():
+        return softmax_cross_entropy(model.forward(x, StepContext(None, train=False)), y)[0]
+
+    for p in model.params():
+        p.grad[...] = 0
+    _, d = softmax_cross_entropy(model.forward(x, ctx), y)
+    model.backward(d, ctx)
+    rng = np.random.default_rng(9)
+    for p in model.params():
+        direction = rng.normal(size=p.data.shape).astype(np.float32)
+        direction /= np.linalg.norm(direction)
+        eps = np.float32(1e-2)
+        base = p.data.copy()
+        p.data[...] = base + eps * direction
+        up = loss()
+        p.data[...] = base - eps * direction
+        down = loss()
+        p.data[...] = base
+        numeric = (up - down) / (2 * eps)
+        analytic = float(np.sum(p.grad * direction))
+        assert abs(numeric - analytic) <= 2e-3 + 2e-2 * abs(analytic), (p.name, numeric, analytic)
+
+
+# -- runs -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("recipe,model_name", [("fp8-wang2018", "mlp"), ("int4-sun2020", "cnn")])
+def test_seeded_run_is_bit_reproducible(recipe, model_name, small):
+    first = run(recipe, model_name, small, 1, seed=3)
+    again = run(recipe, model_name, small, 1, seed=3)
+    other = run(recipe, model_name, small, 1, seed=4)
+    assert first["digest"] == again["digest"] and first["history"][0]["loss"] == again["history"][0]["loss"]
+    assert other["digest"] != first["digest"]
+    assert first["finite"]
+
+
+def test_a_new_recipe_is_one_object(monkeypatch, small):
+    """A recipe registered as data runs through the unchanged loop (here: CL = 16, e4m3 weights)."""
+    base = RECIPES["fp8-wang2018"]
+    twin = replace(base.fwd, chunk=16, a_format="fp8_e5m2", b_format="fp8_e4m3")
+    custom = replace(base, name="custom", weight=FloatCast("fp8_e4m3"), fwd=twin,
+                     bwd_data=replace(twin, a_format="fp8_e5m2"), bwd_weight=replace(base.bwd_weight, chunk=16))
+    monkeypatch.setitem(RECIPES, "custom", custom)
+    result = run("custom", "mlp", small, 1, seed=0)
+    assert result["finite"] and result["recipe"] == "custom"
+
+
+# -- the command line -------------------------------------------------------------------------------
+
+def _fake_synth(path):
+    path.write_text(json.dumps({"configs": [
+        {"id": "fp32_fma", "label": "FP32 FMA", "area_per_mac_um2": 29570.0},
+        {"id": "accumulator_l8_w10", "label": "Accumulator 8 lanes", "area_per_mac_um2": 2365.0}]}))
+    return path
+
+
+def test_cli_writes_reports(tmp_path, capfd):
+    out = tmp_path / "out"
+    status = main(["train", "--recipe", "fp32", "--recipe", "fp8-wang2018", "--model", "mlp", "--epochs", "1",
+                   "--seeds", "1", "-j", "2", "-o", str(out), "--synth", str(_fake_synth(tmp_path / "s.json"))])
+    text = capfd.readouterr().out       # the workers' lines reach the file descriptor, not sys.stdout
+    assert status == 0
+    assert sorted(p.name for p in out.iterdir()) == ["curves.png", "frontier.png", "report.json", "report.md"]
+    assert "fp8-wang2018           mlp seed 0 epoch   1/1 loss" in text      # a progress line per epoch
+    report = json.loads((out / "report.json").read_text())
+    assert [(r["recipe"], r["model"]) for r in report["summary"]] == [("fp32", "mlp"), ("fp8-wang2018", "mlp")]
+    assert all(r["peak_rss_mib"] > 0 and r["wall_s"] > 0 for r in report["runs"])
+    assert set(report["frontier"]["used"]) == {"fp32_fma", "accumulator_l8_w10"}
+    md = (out / "report.md").read_text()
+    assert "`accumulator_l8_w10` (Accumulator 8 lanes): 2,365.0 µm² per MAC" in md
+
+
+def test_cli_mnist_and_no_frontier_without_synth(tmp_path, capsys):
+    (tmp_path / "mnist").mkdir()
+    _mnist_folder(tmp_path / "mnist")
+    out = tmp_path / "out"
+    status = main(["train", "--recipe", "fp32", "--model", "cnn", "--epochs", "2", "--seeds", "1", "-j", "1",
+                   "--data", f"mnist:{tmp_path / 'mnist'}", "-o", str(out), "--synth", str(tmp_path / "none.json")])
+    assert status == 0
+    assert not (out / "frontier.png").exists() and (out / "curves.png").exists()
+    assert "frontier.png not drawn" in (out / "report.md").read_text()
+    assert json.loads((out / "report.json").read_text())["n_train"] == 12
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--recipe", "fp9"], r"--recipe: unknown recipe 'fp9' \(available: fp32, fp8-wang2018"),
+    (["--data", "mnist:/no/such/folder"], r"--data: MNIST folder '/no/such/folder' does not exist"),
+    (["--data", "cifar"], r"--data must be digits or mnist:DIR"),
+    (["--model", "resnet"], r"--model: invalid choice: 'resnet'"),
+    (["--epochs", "0"], r"--epochs: must be a positive integer, not '0'"),
+    (["--lr", "-1"], r"--lr: must be a positive number"),
+])
+def test_cli_errors(args, message, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["train", *args, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("lowbit: error: ")
+    import re
+    assert re.search(message, err), err
+    assert not out.exists()
+
+
+def test_cli_error_out_is_a_file(tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("keep")
+    assert main(["train", "--recipe", "fp32", "-o", str(f)]) == 2
+    assert "-o/--out" in capsys.readouterr().err and f.read_text() == "keep"
+
+
+def test_cli_bad_data_folder_without_files(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["train", "--data", f"mnist:{tmp_path / 'empty'}", "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has no train-images-idx3-ubyte" in err
+    assert not (tmp_path / "out").exists()
