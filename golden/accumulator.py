@@ -193,7 +193,7 @@ def _engine(a_codes, b_codes, a_fmt, b_fmt, acc, lanes, chunk, window, rounding,
     return np.asarray(inner).astype(acc.code_dtype).reshape(batch_shape)
 
 
-def _words(rounding, rbits_inner, rbits_outer, batch, L, lanes, chunk, R):
+def kernel_words(rounding, rbits_inner, rbits_outer, batch, L, lanes, chunk, R):
     """The ``sr`` words for the fast path: validated, broadcast to ``batch + (L/N,)`` and ``batch +
     (ceil(L/CL),)``, compact (``None`` when unused)."""
     if rounding != "sr":
@@ -204,12 +204,12 @@ def _words(rounding, rbits_inner, rbits_outer, batch, L, lanes, chunk, R):
     return rbi, rbo
 
 
-def _fast(Av, Bv, Ea, Eb, scale, acc, lanes, chunk, window, rounding, R, rbi, rbo, product_bits,
+def run_kernel(Av, Bv, Ea, Eb, scale, acc, lanes, chunk, window, rounding, R, rbi, rbo, product_bits,
           general):
     """The kernel for outputs ``(M, N)`` (:func:`golden.kernels.accumulate`), encoded to codes.
 
     ``rbi``, ``rbo``: the random words of ``sr``, validated, ``(M, N, L/N)`` and ``(M, N,
-    ceil(L/CL))`` (:func:`_words`). ``general(rows, cols, rbi, rbo)`` recomputes the outputs
+    ceil(L/CL))`` (:func:`kernel_words`). ``general(rows, cols, rbi, rbo)`` recomputes the outputs
     ``(rows[i], cols[i])`` on the general path: those the kernel flags (a lane sum it cannot prove
     exact in float64).
     """
@@ -276,7 +276,7 @@ def dot(a_codes, b_codes, a_fmt, b_fmt, acc_fmt="e6m9", lanes=1, chunk=64, windo
     a2 = np.broadcast_to(a_codes, shape).reshape(B, L)
     b2 = np.broadcast_to(b_codes, shape).reshape(B, L)
     rbi, rbo = (None if r is None else r.reshape(1, B, r.shape[-1])   # the kernel's (1, B, words)
-                for r in _words(rounding, rbits_inner, rbits_outer, batch, L, lanes, chunk, R))
+                for r in kernel_words(rounding, rbits_inner, rbits_outer, batch, L, lanes, chunk, R))
     ta, tb = kernels.Tables(a_fmt), kernels.Tables(b_fmt)
     Av = ta.values(a2.T)[None]          # (1, L, B): one operand per output
     Bv = tb.values(b2.T)
@@ -285,7 +285,7 @@ def dot(a_codes, b_codes, a_fmt, b_fmt, acc_fmt="e6m9", lanes=1, chunk=64, windo
     def general(rows, cols, ri, ro):
         return _engine(a2[cols], b2[cols], a_fmt, b_fmt, acc, lanes, chunk, window, rounding, ri, ro, R)
 
-    codes = _fast(Av, Bv, Ea, Eb, None, acc, lanes, chunk, window, rounding, R, rbi, rbo, pbits, general)
+    codes = run_kernel(Av, Bv, Ea, Eb, None, acc, lanes, chunk, window, rounding, R, rbi, rbo, pbits, general)
     return codes.reshape(batch)
 
 
@@ -319,8 +319,8 @@ def gemm(A, B, a_fmt, b_fmt, acc_fmt="e6m9", lanes=1, chunk=64, window="exact", 
     def general(rows, cols, ri, ro):
         return _engine(A[rows], BT[cols], a_fmt, b_fmt, acc, lanes, chunk, window, rounding, ri, ro, R)
 
-    rbi, rbo = _words(rounding, rbits_inner, rbits_outer, (M, N), K, lanes, chunk, R)
-    return _fast(ta.values(A), tb.values(B), Ea, Eb, None, acc, lanes, chunk, window, rounding, R,
+    rbi, rbo = kernel_words(rounding, rbits_inner, rbits_outer, (M, N), K, lanes, chunk, R)
+    return run_kernel(ta.values(A), tb.values(B), Ea, Eb, None, acc, lanes, chunk, window, rounding, R,
                  rbi, rbo, pbits, general)
 
 

@@ -179,6 +179,26 @@ def _add_round(x, y, r, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan):
     return res
 
 
+@njit(inline="always")
+def _round_into(dst, x, y, rrow, n0, w, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan):
+    """``dst[i] = round(x[i] + y[i])`` for ``i < w``; ``rrow[n0 + i]`` are the words of ``sr``."""
+    for i in range(w):
+        r = np.float64(rrow[n0 + i]) if mode == _SR else 0.0
+        dst[i] = _add_round(x[i], y[i], r, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan)
+
+
+@njit(inline="always")
+def _round_tile(dst, x, y, rrow, n0, w, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan):
+    """:func:`_round_into` with the mode a constant in the hot cases (``rne``, ``sr``): the other
+    modes' code folds away, which doubles the speed of the loop."""
+    if mode == _RNE:
+        _round_into(dst, x, y, rrow, n0, w, _RNE, R, M, emin, sub, maxv, minn, has_inf, has_nan)
+    elif mode == _SR:
+        _round_into(dst, x, y, rrow, n0, w, _SR, R, M, emin, sub, maxv, minn, has_inf, has_nan)
+    else:
+        _round_into(dst, x, y, rrow, n0, w, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan)
+
+
 # -- the kernel ------------------------------------------------------------------------------------
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -218,15 +238,8 @@ def _kernel(Av, Ea, Bv, Eb, scale, rbi, rbo, lanes, cb, window, ps, kbits, mode,
                 if direct:
                     a = Av[m, j]
                     brow = Bv[j]
-                    if is_sr:
-                        for i in range(w):
-                            inner[i] = _add_round(inner[i], _at(a, n0 + i) * brow[n0 + i],
-                                                  np.float64(rbi[m, j, n0 + i]), _SR, R, M, emin, sub,
-                                                  maxv, minn, has_inf, has_nan)
-                    else:
-                        for i in range(w):
-                            inner[i] = _add_round(inner[i], _at(a, n0 + i) * brow[n0 + i], 0.0, mode, R,
-                                                  M, emin, sub, maxv, minn, has_inf, has_nan)
+                    for i in range(w):
+                        S[i] = _at(a, n0 + i) * brow[n0 + i]
                 else:
                     k0 = j * lanes
                     if window == 0:
@@ -284,14 +297,8 @@ def _kernel(Av, Ea, Bv, Eb, scale, rbi, rbo, lanes, cb, window, ps, kbits, mode,
                         srow = scale[m]
                         for i in range(w):
                             S[i] = S[i] * srow[n0 + i] + 0.0
-                    if is_sr:
-                        for i in range(w):
-                            inner[i] = _add_round(inner[i], S[i], np.float64(rbi[m, j, n0 + i]), _SR, R, M,
-                                                  emin, sub, maxv, minn, has_inf, has_nan)
-                    else:
-                        for i in range(w):
-                            inner[i] = _add_round(inner[i], S[i], 0.0, mode, R, M, emin, sub, maxv, minn,
-                                                  has_inf, has_nan)
+                _round_tile(inner, inner, S, rbi[m, j] if is_sr else rbi[0, 0], n0, w, mode, R, M, emin,
+                            sub, maxv, minn, has_inf, has_nan)
                 if cb > 0 and (j + 1) % cb == 0 and j != nb - 1:
                     for i in range(w):
                         r = np.float64(rbo[m, k_out, n0 + i]) if is_sr else 0.0
