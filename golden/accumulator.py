@@ -215,7 +215,7 @@ def run_kernel(Av, Bv, Ea, Eb, scale, acc, lanes, chunk, window, rounding, R, rb
     """
     vals, bad = kernels.accumulate(Av, Bv, acc, lanes, chunk, window, rounding, R, product_bits,
                                    Ea, Eb, scale, rbi, rbo)
-    codes = acc.encode(vals)
+    codes = kernels.encode_exact(acc, vals)
     if bad.any():
         rows, cols = np.nonzero(bad)
         codes[rows, cols] = general(rows, cols, None if rbi is None else rbi[rows, cols],

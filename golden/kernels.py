@@ -42,7 +42,7 @@ from numba.extending import intrinsic, overload
 
 from .lanesum import MAX_WINDOW
 
-__all__ = ["Tables", "applies", "accumulate", "MODES"]
+__all__ = ["Tables", "applies", "accumulate", "encode_exact", "MODES"]
 
 #: Rounding-mode numbers of the kernel.
 MODES = {"rne": 0, "rna": 1, "rtz": 2, "sr": 3}
@@ -76,6 +76,25 @@ class Tables:
         if self.small:
             return self.exp[codes]
         return self._exp(codes).astype(np.int16)
+
+
+def encode_exact(fmt, values):
+    """Codes of float64 ``values`` that are exactly values of the radix-2 format ``fmt`` (NaN and
+    ``±Inf`` only where ``fmt`` has them): the kernel's results, without a rounding pass (the same
+    codes as ``fmt.encode``, ten times faster)."""
+    v = np.ascontiguousarray(values, dtype=np.float64)
+    bits = v.view(np.int64)
+    M = fmt.man_bits
+    e = ((bits >> 52) & 0x7FF) - 1023
+    normal = e >= fmt.emin
+    mant = np.where(normal, ((e + fmt.bias) << M) | ((bits >> (52 - M)) & ((1 << M) - 1)),
+                    np.ldexp(np.where(normal, 0.0, np.abs(v)), M - fmt.emin).astype(np.int64))  # / ulp
+    code = mant | ((bits < 0).astype(np.int64) << (fmt.width - 1))
+    if fmt.has_inf:
+        code = np.where(np.isinf(v), fmt.inf_code | ((bits < 0) << (fmt.width - 1)), code)
+    if fmt.has_nan:
+        code = np.where(np.isnan(v), fmt.nan_code, code)
+    return code.astype(fmt.code_dtype)
 
 
 def applies(acc, rounding, rand_bits, product_bits):
@@ -113,16 +132,27 @@ def _from_bits(typingctx, x):
     return types.float64(types.int64), codegen
 
 
-def _at(a, n):
-    """``a[n]`` for an array, ``a`` for a scalar: one kernel source for gemm (``a`` per row) and dot
-    (``a`` per output)."""
+def _at(a, i):
+    """``a[i]`` for an array, ``a`` for a scalar: one kernel source for gemm (an operand per row of
+    ``A``) and dot (an operand per output)."""
 
 
 @overload(_at)
-def _at_ov(a, n):
+def _at_ov(a, i):
     if isinstance(a, types.Array):
-        return lambda a, n: a[n]
-    return lambda a, n: a
+        return lambda a, i: a[i]
+    return lambda a, i: a
+
+
+def _row(A, m, k, n0, n1):
+    """``A[m, k]`` of a 2-D ``A`` (a scalar), ``A[m, k, n0:n1]`` of a 3-D one (a row over outputs)."""
+
+
+@overload(_row)
+def _row_ov(A, m, k, n0, n1):
+    if A.ndim == 3:
+        return lambda A, m, k, n0, n1: A[m, k, n0:n1]
+    return lambda A, m, k, n0, n1: A[m, k]
 
 
 @njit(inline="always")
@@ -180,23 +210,23 @@ def _add_round(x, y, r, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan):
 
 
 @njit(inline="always")
-def _round_into(dst, x, y, rrow, n0, w, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan):
-    """``dst[i] = round(x[i] + y[i])`` for ``i < w``; ``rrow[n0 + i]`` are the words of ``sr``."""
+def _round_into(dst, x, y, rrow, w, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan):
+    """``dst[i] = round(x[i] + y[i])`` for ``i < w``; ``rrow[i]`` are the words of ``sr``."""
     for i in range(w):
-        r = np.float64(rrow[n0 + i]) if mode == _SR else 0.0
+        r = np.float64(rrow[i]) if mode == _SR else 0.0
         dst[i] = _add_round(x[i], y[i], r, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan)
 
 
 @njit(inline="always")
-def _round_tile(dst, x, y, rrow, n0, w, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan):
+def _round_tile(dst, x, y, rrow, w, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan):
     """:func:`_round_into` with the mode a constant in the hot cases (``rne``, ``sr``): the other
     modes' code folds away, which doubles the speed of the loop."""
     if mode == _RNE:
-        _round_into(dst, x, y, rrow, n0, w, _RNE, R, M, emin, sub, maxv, minn, has_inf, has_nan)
+        _round_into(dst, x, y, rrow, w, _RNE, R, M, emin, sub, maxv, minn, has_inf, has_nan)
     elif mode == _SR:
-        _round_into(dst, x, y, rrow, n0, w, _SR, R, M, emin, sub, maxv, minn, has_inf, has_nan)
+        _round_into(dst, x, y, rrow, w, _SR, R, M, emin, sub, maxv, minn, has_inf, has_nan)
     else:
-        _round_into(dst, x, y, rrow, n0, w, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan)
+        _round_into(dst, x, y, rrow, w, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan)
 
 
 # -- the kernel ------------------------------------------------------------------------------------
@@ -226,8 +256,11 @@ def _kernel(Av, Ea, Bv, Eb, scale, rbi, rbo, lanes, cb, window, ps, kbits, mode,
     T = np.empty(_TILE, np.int64)
     g = np.empty(_TILE, np.int64)
     flag = np.empty(_TILE, np.bool_)
+    # Rows are sliced per tile (x[n0:n1], indexed from 0): an index n0 + i of unknown sign would
+    # make every access check for a negative index and stop the loops from vectorizing.
     for n0 in range(0, N, _TILE):
-        w = min(N, n0 + _TILE) - n0
+        n1 = min(N, n0 + _TILE)
+        w = n1 - n0
         for m in range(Mr):
             for i in range(w):
                 inner[i] = -0.0
@@ -236,84 +269,85 @@ def _kernel(Av, Ea, Bv, Eb, scale, rbi, rbo, lanes, cb, window, ps, kbits, mode,
             k_out = 0
             for j in range(nb):
                 if direct:
-                    a = Av[m, j]
-                    brow = Bv[j]
+                    a = _row(Av, m, j, n0, n1)
+                    brow = Bv[j, n0:n1]
                     for i in range(w):
-                        S[i] = _at(a, n0 + i) * brow[n0 + i]
+                        S[i] = _at(a, i) * brow[i]
+                elif window == 0:
+                    # Exact lane sum in lane order; track the span of the nonzero finite products.
+                    for i in range(w):
+                        hi[i] = 0
+                        lo[i] = 4095
+                    for k in range(j * lanes, (j + 1) * lanes):
+                        a = _row(Av, m, k, n0, n1)
+                        brow = Bv[k, n0:n1]
+                        first = k == j * lanes
+                        for i in range(w):
+                            p = _at(a, i) * brow[i]
+                            S[i] = p if first else S[i] + p
+                            ef = (_bits(p) >> 52) & 2047
+                            valid = ef != 0 and ef != 2047
+                            hi[i] = max(hi[i], ef if valid else 0)
+                            lo[i] = min(lo[i], ef if valid else 4095)
+                    for i in range(w):
+                        # products are multiples of 2**(lo - ps + 1) below 2**(hi + 1)
+                        if hi[i] >= lo[i] and hi[i] - lo[i] + ps + kbits > 53:
+                            flag[i] = True
                 else:
-                    k0 = j * lanes
-                    if window == 0:
-                        # Exact lane sum in lane order; track the span of the nonzero finite products.
-                        for i in range(w):
-                            hi[i] = 0
-                            lo[i] = 4095
-                        for k in range(lanes):
-                            a = Av[m, k0 + k]
-                            brow = Bv[k0 + k]
-                            for i in range(w):
-                                p = _at(a, n0 + i) * brow[n0 + i]
-                                S[i] = p if k == 0 else S[i] + p
-                                ef = (_bits(p) >> 52) & 2047
-                                valid = ef != 0 and ef != 2047
-                                hi[i] = max(hi[i], ef if valid else 0)
-                                lo[i] = min(lo[i], ef if valid else 4095)
-                        for i in range(w):
-                            # products are multiples of 2**(lo - ps + 1) below 2**(hi + 1)
-                            if hi[i] >= lo[i] and hi[i] - lo[i] + ps + kbits > 53:
-                                flag[i] = True
-                    else:
-                        # Window: T = max P over nonzero finite products; cut at g = T + 2 - w
-                        # (never below the products' last bits, where a cut changes nothing).
-                        for i in range(w):
-                            T[i] = -(1 << 20)
-                            lo[i] = 4095
-                        for k in range(lanes):
-                            a = Av[m, k0 + k]
-                            ea = Ea[m, k0 + k]
-                            brow = Bv[k0 + k]
-                            erow = Eb[k0 + k]
-                            for i in range(w):
-                                p = _at(a, n0 + i) * brow[n0 + i]
-                                ef = (_bits(p) >> 52) & 2047
-                                valid = ef != 0 and ef != 2047
-                                P = np.int64(_at(ea, n0 + i)) + np.int64(erow[n0 + i])
-                                T[i] = max(T[i], P if valid else -(1 << 20))
-                                lo[i] = min(lo[i], ef if valid else 4095)
-                        for i in range(w):
-                            gi = max(T[i] + 2 - window, lo[i] - 1023 - ps + 1)
-                            g[i] = gi
-                            if lo[i] != 4095 and T[i] + 2 - gi + kbits > 53:
-                                flag[i] = True
-                        for k in range(lanes):
-                            a = Av[m, k0 + k]
-                            brow = Bv[k0 + k]
-                            for i in range(w):
-                                p = _at(a, n0 + i) * brow[n0 + i]
-                                ef = (_bits(p) >> 52) & 2047
-                                if ef != 0 and ef != 2047:
-                                    p = np.trunc(p * _pow2(-g[i])) * _pow2(g[i]) + 0.0
-                                S[i] = p if k == 0 else S[i] + p
-                    if use_scale:
-                        srow = scale[m]
-                        for i in range(w):
-                            S[i] = S[i] * srow[n0 + i] + 0.0
-                _round_tile(inner, inner, S, rbi[m, j] if is_sr else rbi[0, 0], n0, w, mode, R, M, emin,
-                            sub, maxv, minn, has_inf, has_nan)
-                if cb > 0 and (j + 1) % cb == 0 and j != nb - 1:
+                    # Window: T = max P over nonzero finite products; cut at g = T + 2 - w
+                    # (never below the products' last bits, where a cut changes nothing).
                     for i in range(w):
-                        r = np.float64(rbo[m, k_out, n0 + i]) if is_sr else 0.0
-                        outer[i] = _add_round(outer[i], inner[i], r, mode, R, M, emin, sub, maxv, minn,
-                                              has_inf, has_nan)
+                        T[i] = -(1 << 20)
+                        lo[i] = 4095
+                    for k in range(j * lanes, (j + 1) * lanes):
+                        a = _row(Av, m, k, n0, n1)
+                        ea = _row(Ea, m, k, n0, n1)
+                        brow = Bv[k, n0:n1]
+                        erow = Eb[k, n0:n1]
+                        for i in range(w):
+                            p = _at(a, i) * brow[i]
+                            ef = (_bits(p) >> 52) & 2047
+                            valid = ef != 0 and ef != 2047
+                            P = np.int64(_at(ea, i)) + np.int64(erow[i])
+                            T[i] = max(T[i], P if valid else -(1 << 20))
+                            lo[i] = min(lo[i], ef if valid else 4095)
+                    for i in range(w):
+                        gi = max(T[i] + 2 - window, lo[i] - 1023 - ps + 1)
+                        g[i] = gi
+                        if lo[i] != 4095 and T[i] + 2 - gi + kbits > 53:
+                            flag[i] = True
+                    for k in range(j * lanes, (j + 1) * lanes):
+                        a = _row(Av, m, k, n0, n1)
+                        brow = Bv[k, n0:n1]
+                        first = k == j * lanes
+                        for i in range(w):
+                            p = _at(a, i) * brow[i]
+                            ef = (_bits(p) >> 52) & 2047
+                            if ef != 0 and ef != 2047:
+                                p = np.trunc(p * _pow2(-g[i])) * _pow2(g[i]) + 0.0
+                            S[i] = p if first else S[i] + p
+                if use_scale:
+                    srow = scale[m, n0:n1]
+                    for i in range(w):
+                        S[i] = S[i] * srow[i] + 0.0
+                _round_tile(inner, inner, S, rbi[m, j, n0:n1] if is_sr else rbi[0, 0, 0:1], w, mode, R, M,
+                            emin, sub, maxv, minn, has_inf, has_nan)
+                if cb > 0 and (j + 1) % cb == 0 and j != nb - 1:
+                    rrow = rbo[m, k_out, n0:n1] if is_sr else rbo[0, 0, 0:1]
+                    _round_into(outer, outer, inner, rrow, w, mode, R, M, emin, sub, maxv, minn, has_inf,
+                                has_nan)
+                    for i in range(w):
                         inner[i] = -0.0
                     k_out += 1
             if cb > 0:
-                for i in range(w):
-                    r = np.float64(rbo[m, k_out, n0 + i]) if is_sr else 0.0
-                    inner[i] = _add_round(outer[i], inner[i], r, mode, R, M, emin, sub, maxv, minn,
-                                          has_inf, has_nan)
+                rrow = rbo[m, k_out, n0:n1] if is_sr else rbo[0, 0, 0:1]
+                _round_into(inner, outer, inner, rrow, w, mode, R, M, emin, sub, maxv, minn, has_inf,
+                            has_nan)
+            orow = out[m, n0:n1]
+            brow_ = bad[m, n0:n1]
             for i in range(w):
-                out[m, n0 + i] = inner[i]
-                bad[m, n0 + i] = flag[i]
+                orow[i] = inner[i]
+                brow_[i] = flag[i]
 
 
 _EMPTY_F = np.zeros((0, 0))
@@ -323,8 +357,9 @@ def _words(r, rand_bits):
     """Random words ``(M, N, n)`` as the kernel reads them: ``(M, n, N)``, dtype ``uint16`` for ``R <=
     16`` else ``uint32``, and a non-contiguous view (so that one compiled signature serves contiguous
     and broadcast word arrays alike; the words are read once each, the layout costs little)."""
-    if r is None:
-        r = np.zeros((1, 1, 4), np.uint16 if rand_bits <= 16 else np.uint32)[:, :, ::2]
+    if r is None:       # read-only like the broadcast views of check_rand_words (the same type)
+        r = np.broadcast_to(np.zeros((1, 1, 4), np.uint16 if rand_bits <= 16 else np.uint32)[:, :, ::2],
+                            (1, 1, 2))
     return r.transpose(0, 2, 1)
 
 

@@ -254,3 +254,15 @@ def test_gemm_mac4_fast_matches_general(acc, rounding):
                           **_sr_kw(rng, rounding, M, N, K, lanes, chunk, 8))
                 np.testing.assert_array_equal(gemm_mac4(X, G, phase, off, **kw),
                                               gemm_mac4(X, G, phase, off, fast=False, **kw))
+
+
+@pytest.mark.parametrize("spec", ["e6m9", "fp16_e6m9", "fp16", "bf16", "e4m3", "e5m7:finite", "fp8_e4m3",
+                                  "e3m2:bias=0", "e8m0:fn", "fp32"])
+def test_encode_exact(spec):
+    """The kernel's result encoder against FloatFormat.encode on every value of the format."""
+    fmt = parse_format(spec)
+    codes = fmt.all_codes() if fmt.width <= 16 else _rng(spec).integers(0, 1 << 32, 100_000)
+    values = fmt.decode(codes)
+    got = kernels.encode_exact(fmt, values)
+    assert got.dtype == fmt.code_dtype
+    np.testing.assert_array_equal(got, fmt.encode(values))
