@@ -210,23 +210,31 @@ def _add_round(x, y, r, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan):
 
 
 @njit(inline="always")
-def _round_into(dst, x, y, rrow, w, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan):
-    """``dst[i] = round(x[i] + y[i])`` for ``i < w``; ``rrow[i]`` are the words of ``sr``."""
+def _round_into(dst, x, y, rw, w, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan):
+    """``dst[i] = round(x[i] + y[i])`` for ``i < w``; ``rw[i]`` are the words of ``sr`` (float64)."""
     for i in range(w):
-        r = np.float64(rrow[i]) if mode == _SR else 0.0
+        r = rw[i] if mode == _SR else 0.0
         dst[i] = _add_round(x[i], y[i], r, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan)
 
 
 @njit(inline="always")
-def _round_tile(dst, x, y, rrow, w, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan):
+def _load_words(rw, row):
+    """The words of one rounding per output, strided in memory, into the contiguous float64 ``rw``
+    (a separate loop: the rounding loop then vectorizes, which a strided load prevents)."""
+    for i in range(row.shape[0]):
+        rw[i] = row[i]
+
+
+@njit(inline="always")
+def _round_tile(dst, x, y, rw, w, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan):
     """:func:`_round_into` with the mode a constant in the hot cases (``rne``, ``sr``): the other
     modes' code folds away, which doubles the speed of the loop."""
     if mode == _RNE:
-        _round_into(dst, x, y, rrow, w, _RNE, R, M, emin, sub, maxv, minn, has_inf, has_nan)
+        _round_into(dst, x, y, rw, w, _RNE, R, M, emin, sub, maxv, minn, has_inf, has_nan)
     elif mode == _SR:
-        _round_into(dst, x, y, rrow, w, _SR, R, M, emin, sub, maxv, minn, has_inf, has_nan)
+        _round_into(dst, x, y, rw, w, _SR, R, M, emin, sub, maxv, minn, has_inf, has_nan)
     else:
-        _round_into(dst, x, y, rrow, w, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan)
+        _round_into(dst, x, y, rw, w, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan)
 
 
 # -- the kernel ------------------------------------------------------------------------------------
@@ -241,7 +249,8 @@ def _kernel(Av, Ea, Bv, Eb, scale, rbi, rbo, lanes, cb, window, ps, kbits, mode,
     ``(K, N)``. ``Ea``/``Eb`` are the operands' hidden-bit exponents (used with a window, else any
     shape). ``scale`` ``(M, N)`` multiplies each lane sum (mac4's ``2**lsb_exp``) when it is not
     empty, and then a zero sum is ``+0``. ``window`` 0 means exact. ``rbi`` ``(M, nb, N)`` and ``rbo``
-    ``(M, n_outer, N)`` are the random words of ``sr`` (unused otherwise).
+    ``(M, n_outer, N)`` are the random words of ``sr`` (with a stride-0 last axis, :func:`_words`;
+    unused otherwise).
     """
     Mr, N = out.shape
     nb = Bv.shape[0] // lanes
@@ -256,6 +265,7 @@ def _kernel(Av, Ea, Bv, Eb, scale, rbi, rbo, lanes, cb, window, ps, kbits, mode,
     T = np.empty(_TILE, np.int64)
     g = np.empty(_TILE, np.int64)
     flag = np.empty(_TILE, np.bool_)
+    rw = np.zeros(_TILE)
     # Rows are sliced per tile (x[n0:n1], indexed from 0): an index n0 + i of unknown sign would
     # make every access check for a negative index and stop the loops from vectorizing.
     for n0 in range(0, N, _TILE):
@@ -330,18 +340,21 @@ def _kernel(Av, Ea, Bv, Eb, scale, rbi, rbo, lanes, cb, window, ps, kbits, mode,
                     srow = scale[m, n0:n1]
                     for i in range(w):
                         S[i] = S[i] * srow[i] + 0.0
-                _round_tile(inner, inner, S, rbi[m, j, n0:n1] if is_sr else rbi[0, 0, 0:1], w, mode, R, M,
-                            emin, sub, maxv, minn, has_inf, has_nan)
+                if is_sr:
+                    _load_words(rw, rbi[m, j, n0:n1, 0])
+                _round_tile(inner, inner, S, rw, w, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan)
                 if cb > 0 and (j + 1) % cb == 0 and j != nb - 1:
-                    rrow = rbo[m, k_out, n0:n1] if is_sr else rbo[0, 0, 0:1]
-                    _round_into(outer, outer, inner, rrow, w, mode, R, M, emin, sub, maxv, minn, has_inf,
+                    if is_sr:
+                        _load_words(rw, rbo[m, k_out, n0:n1, 0])
+                    _round_into(outer, outer, inner, rw, w, mode, R, M, emin, sub, maxv, minn, has_inf,
                                 has_nan)
                     for i in range(w):
                         inner[i] = -0.0
                     k_out += 1
             if cb > 0:
-                rrow = rbo[m, k_out, n0:n1] if is_sr else rbo[0, 0, 0:1]
-                _round_into(inner, outer, inner, rrow, w, mode, R, M, emin, sub, maxv, minn, has_inf,
+                if is_sr:
+                    _load_words(rw, rbo[m, k_out, n0:n1, 0])
+                _round_into(inner, outer, inner, rw, w, mode, R, M, emin, sub, maxv, minn, has_inf,
                             has_nan)
             orow = out[m, n0:n1]
             brow_ = bad[m, n0:n1]
@@ -354,13 +367,14 @@ _EMPTY_F = np.zeros((0, 0))
 
 
 def _words(r, rand_bits):
-    """Random words ``(M, N, n)`` as the kernel reads them: ``(M, n, N)``, dtype ``uint16`` for ``R <=
-    16`` else ``uint32``, and a non-contiguous view (so that one compiled signature serves contiguous
-    and broadcast word arrays alike; the words are read once each, the layout costs little)."""
-    if r is None:       # read-only like the broadcast views of check_rand_words (the same type)
-        r = np.broadcast_to(np.zeros((1, 1, 4), np.uint16 if rand_bits <= 16 else np.uint32)[:, :, ::2],
-                            (1, 1, 2))
-    return r.transpose(0, 2, 1)
+    """Random words ``(M, N, n)`` as the kernel reads them: ``(M, n, N, 2)`` with a stride-0 last axis
+    (read at index 0), dtype ``uint16`` for ``R <= 16`` else ``uint32``, read-only. Never contiguous,
+    whatever the shape and strides of the given words: one compiled signature serves them all (a
+    contiguous or degenerate shape would type as another layout and compile the kernel again)."""
+    if r is None:
+        r = np.zeros((1, 1, 1), np.uint16 if rand_bits <= 16 else np.uint32)
+    r = r.transpose(0, 2, 1)[..., None]
+    return np.broadcast_to(r, r.shape[:-1] + (2,))
 
 
 def accumulate(Av, Bv, acc, lanes, chunk, window, rounding, rand_bits, ps, Ea=None, Eb=None,
