@@ -54,8 +54,9 @@ def _operands(kind, fmt, M, K, N, rng):
         return A, B
     if kind == "cancel":            # products in pairs p, -p (exact cancellation, signed zeros)
         A, B = _operands("gauss", fmt, M, K, N, rng)
-        B[1::2] = B[0::2]
-        A[:, 1::2] = A[:, 0::2] ^ fmt.sign_mask
+        e = K - K % 2
+        B[1:e:2] = B[0:e:2]
+        A[:, 1:e:2] = A[:, 0:e:2] ^ fmt.sign_mask
         z = rng.random(A.shape) < 0.1                        # and some signed zeros
         A = np.where(z, rng.integers(0, 2, A.shape) * fmt.sign_mask, A)
         return A, B
@@ -140,7 +141,8 @@ def test_gemm_fast_matches_general_formats(acc, rounding):
             A, B = _operands(kind, E5M2, M, K, N, rng)
             if kind == "gauss":
                 B = E5M2.encode(E5M2.decode(B) * 2.0 ** rng.integers(-12, 12, (K, N)))
-            R = 24 if (rounding == "sr" and acc_f.man_bits + 24 <= 51) else 8
+            # R = 28 puts fp32 exactly at the kernel's bound M + R = 51; uint32 words for R > 16
+            R = {"fp32": 28, "e4m3": 32}.get(acc, 24) if rounding == "sr" else 8
             kw = dict(lanes=lanes, chunk=chunk, window=window, rounding=rounding,
                       **_sr_kw(rng, rounding, M, N, K, lanes, chunk, R))
             np.testing.assert_array_equal(gemm(A, B, E5M2, E5M2, acc, **kw),
@@ -266,3 +268,27 @@ def test_encode_exact(spec):
     got = kernels.encode_exact(fmt, values)
     assert got.dtype == fmt.code_dtype
     np.testing.assert_array_equal(got, fmt.encode(values))
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("rounding", ["rne", "sr", "rna", "rtz"])
+def test_long_random_sweep(rounding):
+    """Many random shapes, seeds, formats and paths (opt-in: --long)."""
+    rng = _rng("long", rounding)
+    accs = ["e6m9", "fp16_e6m9", "fp16", "bf16", "fp32"]
+    for trial in range(400):
+        acc = accs[trial % len(accs)]
+        lanes = int(rng.choice([1, 2, 4, 8, 16]))
+        K = lanes * int(rng.integers(1, 40))
+        chunk = int(rng.choice([0, lanes, 4 * lanes, 64 if 64 % lanes == 0 else lanes]))
+        window = "exact" if rng.random() < 0.5 else int(rng.integers(1, 40))
+        M, N = int(rng.integers(1, 9)), int(rng.integers(1, 300))          # N > 256: two tiles
+        fa, fb = (E5M2, E5M2) if trial % 3 else (E4M3, E5M2)
+        kind = KINDS[trial % len(KINDS)]
+        A = _operands(kind, fa, M, K, 1, rng)[0]
+        B = _operands(kind, fb, 1, K, N, rng)[1]
+        R = int(rng.integers(1, 52 - parse_format(acc).man_bits if acc != "fp32" else 29))
+        kw = dict(lanes=lanes, chunk=chunk, window=window, rounding=rounding,
+                  **_sr_kw(rng, rounding, M, N, K, lanes, chunk, min(R, 32)))
+        np.testing.assert_array_equal(gemm(A, B, fa, fb, acc, **kw), gemm(A, B, fa, fb, acc, fast=False, **kw),
+                                      err_msg=f"trial {trial}: {acc} {kind} M={M} K={K} N={N} {kw.keys()}")
