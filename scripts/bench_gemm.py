@@ -6,8 +6,9 @@ rne and sr; golden.mac4.gemm_mac4: INT4 x FP4 through the chunked accumulator, r
 golden.mac4.gemm_int4) is timed on an M = K = N GEMM (N(0, 1) data); each line gives M products/s
 (wall time, best of ``--repeat``; and process CPU time, which a loaded machine disturbs less),
 NumPy's float32 matmul on the same shape and their ratio, and the first call's time on a tiny GEMM
-(compiling the kernel, or loading it from Numba's cache). ``--general`` also times the general path
-(``fast=False``); ``--cold`` compiles into an empty cache.
+(compiling the kernel, or loading it from Numba's cache; the paths share one compiled kernel, so
+only the first path pays). ``--general`` also times the general path (``fast=False``); ``--cold``
+compiles into an empty cache.
 
     python scripts/bench_gemm.py [--size 256] [--repeat 5] [--general] [--cold]
 
@@ -112,8 +113,8 @@ def main(argv=None):
         for label, fast in variants:
             wall, cpu = best_of(lambda: call(kind, A, B, kwargs, fast))
             rate = products / wall / 1e6
-            print(f"{name:29s} {label:8s} {rate:9.1f} {products / cpu / 1e6:8.1f} {np_rate / rate:8.0f} "
-                  f"{first if label == 'fast' else float('nan'):8.2f}s")
+            first_s = f"{first:8.2f}s" if label == "fast" else f"{'-':>9s}"
+            print(f"{name:29s} {label:8s} {rate:9.1f} {products / cpu / 1e6:8.1f} {np_rate / rate:8.0f} {first_s}")
     return 0
 
 
