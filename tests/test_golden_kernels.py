@@ -189,6 +189,43 @@ def test_ties_and_cancellation_signs():
                 assert gemm(a[None], b[:, None], E5M2, E5M2, **kw)[0, 0] == want
 
 
+def test_lane_sum_span_just_beyond_float64():
+    """A beat whose exact sum needs 54 bits (2**21 ... 2**-32): float64 would round it; the kernel
+    must flag it. inner = -1.5625 * 2**21 cancels the top, leaving -2**-32 (not +0)."""
+    c = lambda x: int(E5M2.encode(np.array([x]))[0])  # noqa: E731
+    a = np.array([c(-1.25 * 2.0 ** 11), 0, c(1.25 * 2.0 ** 11), 0b1_00000_01])
+    b = np.array([c(1.25 * 2.0 ** 10), 0, c(1.25 * 2.0 ** 10), 0b0_00000_01])
+    for fast in (True, False):
+        for window in ("exact", 60):               # w = 60 cuts at 2**-37: nothing is cut
+            kw = dict(lanes=2, chunk=0, window=window, fast=fast)
+            got = dot(a, b, E5M2, E5M2, **kw)
+            assert parse_format("e6m9").decode(got) == -2.0 ** -32
+            assert gemm(a[None], b[:, None], E5M2, E5M2, **kw)[0, 0] == got
+
+
+def test_window_truncated_to_zero_is_positive():
+    """A product truncated away by the window is +0 (item 2): with a -0 product beside it the beat's
+    sum is +0, and so is -0 + S."""
+    c = lambda x: int(E5M2.encode(np.array([x]))[0])  # noqa: E731
+    a, b = np.array([c(-1.0), 0x80]), np.array([c(1.0), 0])           # -1 cut at 2**1 by w = 1; -0
+    for fast in (True, False):
+        got = dot(a, b, E5M2, E5M2, lanes=2, chunk=0, window=1, fast=fast)
+        assert int(got) == 0                                              # +0, not -0 (0x8000)
+        assert gemm(a[None], b[:, None], E5M2, E5M2, lanes=2, chunk=0, window=1, fast=fast)[0, 0] == 0
+
+
+def test_nosub_rounds_with_unbounded_exponent():
+    """Without subnormals a value just below 2**emin rounds with its own (unbounded) exponent and
+    then flushes (docs/arithmetic.md 2.2): e5m10:nosub, S = 2**-14 - 3 * 2**-27 rounds (rne) to
+    2**-14 - 2**-25 and flushes to +0; on the subnormal grid it would round up to 2**-14."""
+    c = lambda x: int(E5M2.encode(np.array([x]))[0])  # noqa: E731
+    a, b = np.array([c(2.0 ** -7), 0b0_00000_11]), np.array([c(2.0 ** -7), c(-2.0 ** -11)])
+    for fast in (True, False):
+        assert int(dot(a, b, E5M2, E5M2, "e5m10:nosub", lanes=2, chunk=0, fast=fast)) == 0
+        b2 = np.array([c(2.0 ** -7), c(-2.0 ** -12)])                    # 2**-14 - 3 * 2**-28: up
+        assert int(dot(a, b2, E5M2, E5M2, "e5m10:nosub", lanes=2, chunk=0, fast=fast)) == 0x0400
+
+
 @pytest.mark.parametrize("rounding", ["rne", "sr"])
 def test_dot_fast_matches_general(rounding):
     """dot: one operand per output (the elementwise kernel), batch shapes and broadcasting."""
@@ -292,3 +329,27 @@ def test_long_random_sweep(rounding):
                   **_sr_kw(rng, rounding, M, N, K, lanes, chunk, min(R, 32)))
         np.testing.assert_array_equal(gemm(A, B, fa, fb, acc, **kw), gemm(A, B, fa, fb, acc, fast=False, **kw),
                                       err_msg=f"trial {trial}: {acc} {kind} M={M} K={K} N={N} {kw.keys()}")
+
+
+def test_fallback_plumbing(monkeypatch):
+    """Outputs the kernel flags are recomputed on the general path with their own random words:
+    flag a random half of them (mac4's sums never need it) and compare with the general path."""
+    rng = _rng("plumbing")
+    real = kernels.accumulate
+
+    def flagging(*args, **kw):
+        vals, bad = real(*args, **kw)
+        return vals, bad | (rng.random(bad.shape) < 0.5)
+
+    monkeypatch.setattr(kernels, "accumulate", flagging)
+    M, K, N = 4, 48, 6
+    sr = dict(rounding="sr", **_sr_kw(rng, "sr", M, N, K, 4, 16, 8))
+    A, B = _operands("edges", E5M2, M, K, N, rng)
+    kw = dict(lanes=4, chunk=16, window=7, **sr)
+    np.testing.assert_array_equal(gemm(A, B, E5M2, E5M2, **kw), gemm(A, B, E5M2, E5M2, fast=False, **kw))
+    np.testing.assert_array_equal(dot(A[:, None, :], B.T[None], E5M2, E5M2, **kw),
+                                  dot(A[:, None, :], B.T[None], E5M2, E5M2, fast=False, **kw))
+    X, G = rng.integers(0, 16, (M, K)), rng.integers(0, 16, (K, N))
+    off = rng.integers(-30, 30, (M, N))
+    kw = dict(lanes=4, chunk=16, **sr)
+    np.testing.assert_array_equal(gemm_mac4(X, G, 1, off, **kw), gemm_mac4(X, G, 1, off, fast=False, **kw))
