@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Time the GEMM emulators of the training recipes on one core, beside NumPy's float32 matmul.
 
-Every path (golden.accumulator.gemm: e5m2 x e5m2 -> 1-6-9, 1 lane and 8 lanes, window 16 or exact,
+Every path (golden.accumulator.gemm: e5m2 x e5m2 -> 1-6-9 by default, 1 lane and 8 lanes, window 16 or exact,
 rne and sr; golden.mac4.gemm_mac4: INT4 x FP4 through the chunked accumulator, rne and sr;
 golden.mac4.gemm_int4) is timed on an M = K = N GEMM (N(0, 1) data); each line gives M products/s
 (wall time, best of ``--repeat``; and process CPU time, which a loaded machine disturbs less),
@@ -11,6 +11,7 @@ only the first path pays). ``--general`` also times the general path (``fast=Fal
 compiles into an empty cache.
 
     python scripts/bench_gemm.py [--size 256] [--repeat 5] [--general] [--cold]
+        [--a-format e5m2] [--b-format e5m2] [--acc-format e6m9] [--rand-bits 8]
 
 One core: NUMBA_NUM_THREADS and the BLAS thread counts are set to 1 before NumPy is imported.
 """
@@ -38,9 +39,10 @@ def _paths():
                       ("N=8 CL=64 w=16 ", dict(lanes=8, chunk=64, window=16)),
                       ("N=8 CL=64 exact", dict(lanes=8, chunk=64))):
         for rounding in ("rne", "sr"):
-            out.append((f"e5m2 {label} {rounding:3s}", "fp8", dict(kw, rounding=rounding)))
+            out.append((f"fp8  {label} {rounding:3s}", "fp8", dict(kw, rounding=rounding)))
     for rounding in ("rne", "sr"):
-        out.append((f"mac4 N=8 CL=64 acc   {rounding:3s}", "mac4", dict(lanes=8, chunk=64, rounding=rounding)))
+        out.append((f"mac4 N=8 CL=64 acc   {rounding:3s}", "mac4",
+                    dict(lanes=8, chunk=64, rounding=rounding)))
     out.append(("int4 x int4 (exact)        ", "int4", {}))
     return out
 
@@ -52,6 +54,9 @@ def main(argv=None):
     ap.add_argument("--general", action="store_true", help="also time the general path (fast=False)")
     ap.add_argument("--cold", action="store_true", help="first calls compile into an empty Numba cache")
     ap.add_argument("--rand-bits", type=int, default=8, help="R of sr (default 8)")
+    ap.add_argument("--a-format", default="e5m2", help="A's format of the fp8 paths (default e5m2)")
+    ap.add_argument("--b-format", default="e5m2", help="B's format of the fp8 paths (default e5m2)")
+    ap.add_argument("--acc-format", default="e6m9", help="accumulator format (default e6m9)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     if args.cold:
@@ -64,12 +69,12 @@ def main(argv=None):
     from golden.mac4 import gemm_int4, gemm_mac4
 
     n, R = args.size, args.rand_bits
-    fmt = parse_format("e5m2")
+    fa, fb, acc = parse_format(args.a_format), parse_format(args.b_format), args.acc_format
     rng = np.random.default_rng(args.seed)
 
     def operands(kind, m, k, nn):
         if kind == "fp8":
-            return fmt.encode(rng.normal(size=(m, k))), fmt.encode(rng.normal(size=(k, nn)))
+            return fa.encode(rng.normal(size=(m, k))), fb.encode(rng.normal(size=(k, nn)))
         return rng.integers(0, 16, (m, k)), rng.integers(0, 16, (k, nn))
 
     def words(kw, m, k, nn):
@@ -81,9 +86,9 @@ def main(argv=None):
 
     def call(kind, A, B, kw, fast):
         if kind == "fp8":
-            return gemm(A, B, fmt, fmt, "e6m9", fast=fast, **kw)
+            return gemm(A, B, fa, fb, acc, fast=fast, **kw)
         if kind == "mac4":
-            return gemm_mac4(A, B, 0, 0, "e6m9", fast=fast, **kw)
+            return gemm_mac4(A, B, 0, 0, acc, fast=fast, **kw)
         return gemm_int4(A, B)
 
     def best_of(f):
@@ -99,7 +104,7 @@ def main(argv=None):
     np_wall, np_cpu = best_of(lambda: Af @ Bf)
     np_rate = products / np_wall / 1e6
     print(f"gemm {n}x{n}x{n} ({products / 1e6:.1f} M products), one core, best of {args.repeat}; "
-          f"sr with R = {R}; acc e6m9")
+          f"fp8 = {fa} x {fb}; accumulator {acc}; sr with R = {R}")
     print(f"NumPy float32 matmul: {np_rate:,.0f} M products/s (cpu {products / np_cpu / 1e6:,.0f})")
     print(f"{'path':29s} {'variant':8s} {'M prod/s':>9s} {'(cpu)':>8s} {'numpy/x':>8s} {'1st call':>9s}")
     for name, kind, kw in _paths():
@@ -114,7 +119,8 @@ def main(argv=None):
             wall, cpu = best_of(lambda: call(kind, A, B, kwargs, fast))
             rate = products / wall / 1e6
             first_s = f"{first:8.2f}s" if label == "fast" else f"{'-':>9s}"
-            print(f"{name:29s} {label:8s} {rate:9.1f} {products / cpu / 1e6:8.1f} {np_rate / rate:8.0f} {first_s}")
+            print(f"{name:29s} {label:8s} {rate:9.1f} {products / cpu / 1e6:8.1f} {np_rate / rate:8.0f} "
+                  f"{first_s}")
     return 0
 
 
