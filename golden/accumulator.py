@@ -199,8 +199,8 @@ def kernel_words(rounding, rbits_inner, rbits_outer, batch, L, lanes, chunk, R):
     if rounding != "sr":
         return None, None
     rbi = check_rand_words("rbits_inner", rbits_inner, batch + (L // lanes,), R, compact=True)
-    rbo = check_rand_words("rbits_outer", rbits_outer, batch + (-(-L // chunk),), R, compact=True) \
-        if chunk else None
+    rbo = check_rand_words("rbits_outer", rbits_outer, batch + (-(-L // chunk),), R, compact=True,
+                           dtype=rbi.dtype) if chunk else None       # one dtype: one kernel signature
     return rbi, rbo
 
 

@@ -94,12 +94,12 @@ def check_codes(name, codes):
     return codes
 
 
-def check_rand_words(name, words, shape, rand_bits, compact=False):
+def check_rand_words(name, words, shape, rand_bits, compact=False, dtype=None):
     """Random words of ``sr`` (``0 <= r < 2**rand_bits``) broadcast to ``shape``, as uint64.
 
-    With ``compact`` the result is a read-only broadcast view of dtype ``uint16`` (``rand_bits <=
-    16``) or ``uint32``, with no copy when ``words`` already has that dtype: word arrays can be as
-    large as a GEMM's products.
+    With ``compact`` the result is a read-only broadcast view instead, with no copy when ``words`` is
+    ``uint16`` or ``uint32`` (word arrays can be as large as a GEMM's products); other dtypes are
+    converted to ``dtype``, by default ``uint16`` for ``rand_bits <= 16`` and ``uint32`` otherwise.
     """
     if words is None:
         raise ValueError(f"{name} is required for rounding 'sr' (one {rand_bits}-bit word per rounding)")
@@ -113,5 +113,8 @@ def check_rand_words(name, words, shape, rand_bits, compact=False):
     if full.size and (words.min() < 0 or words.max() >= (1 << rand_bits)):
         raise ValueError(f"{name} values must be in [0, 2**{rand_bits})")
     if compact:
-        return np.broadcast_to(words.astype(np.uint16 if rand_bits <= 16 else np.uint32, copy=False), shape)
+        if dtype is None:
+            dtype = words.dtype if words.dtype in (np.uint16, np.uint32) else (
+                np.uint16 if rand_bits <= 16 else np.uint32)
+        return np.broadcast_to(words.astype(dtype, copy=False), shape)
     return full.astype(np.uint64)

@@ -366,13 +366,13 @@ def _kernel(Av, Ea, Bv, Eb, scale, rbi, rbo, lanes, cb, window, ps, kbits, mode,
 _EMPTY_F = np.zeros((0, 0))
 
 
-def _words(r, rand_bits):
+def _words(r, dtype):
     """Random words ``(M, N, n)`` as the kernel reads them: ``(M, n, N, 2)`` with a stride-0 last axis
-    (read at index 0), dtype ``uint16`` for ``R <= 16`` else ``uint32``, read-only. Never contiguous,
-    whatever the shape and strides of the given words: one compiled signature serves them all (a
+    (read at index 0), read-only; a dummy of ``dtype`` for ``None``. Never contiguous, whatever the
+    shape and strides of the given words: one compiled signature per word dtype serves them all (a
     contiguous or degenerate shape would type as another layout and compile the kernel again)."""
     if r is None:
-        r = np.zeros((1, 1, 1), np.uint16 if rand_bits <= 16 else np.uint32)
+        r = np.zeros((1, 1, 1), dtype)
     r = r.transpose(0, 2, 1)[..., None]
     return np.broadcast_to(r, r.shape[:-1] + (2,))
 
@@ -386,7 +386,7 @@ def accumulate(Av, Bv, acc, lanes, chunk, window, rounding, rand_bits, ps, Ea=No
     operand values; ``ps`` bounds the significand bits of a product (``pa + pb``). ``Ea``, ``Eb``:
     hidden-bit exponents of the same shapes (needed with an integer ``window``). ``scale`` ``(M, N)``:
     per-output factor of every lane sum (mac4). ``rbi``, ``rbo``: ``sr`` words ``(M, N, nb)`` and
-    ``(M, N, n_outer)``, validated, of dtype ``uint16`` (``R <= 16``) or ``uint32``
+    ``(M, N, n_outer)``, validated, both ``uint16`` or both ``uint32``
     (:func:`golden.checks.check_rand_words` with ``compact``).
     """
     M = Av.shape[0]
@@ -399,10 +399,13 @@ def accumulate(Av, Bv, acc, lanes, chunk, window, rounding, rand_bits, ps, Ea=No
     bad = np.zeros((M, N), np.bool_)
     sr = rounding == "sr"
     R = rand_bits if sr else 0
+    wdt = rbi.dtype if sr else np.uint16
+    if sr and (wdt not in (np.uint16, np.uint32) or (rbo is not None and rbo.dtype != wdt)):
+        raise ValueError("random words must be uint16 or uint32 arrays of one dtype")
     _kernel(np.ascontiguousarray(Av), empty_e if Ea is None else np.ascontiguousarray(Ea),
             np.ascontiguousarray(Bv), np.zeros((1, 1), np.int16) if Eb is None else np.ascontiguousarray(Eb),
             _EMPTY_F if scale is None else np.ascontiguousarray(scale, dtype=np.float64),
-            _words(rbi if sr else None, R), _words(rbo if sr else None, R),
+            _words(rbi if sr else None, wdt), _words(rbo if sr else None, wdt),
             int(lanes), int(chunk // lanes) if chunk else 0, win, int(ps), (lanes - 1).bit_length(),
             MODES[rounding], R, acc.man_bits, acc.emin, acc.subnormals, acc.max_value, acc.min_normal,
             acc.has_inf, acc.has_nan, out, bad)
