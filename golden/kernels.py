@@ -27,8 +27,9 @@ Why float64 is exact here
   (``x + (-x) = +0``, ``-0 + -0 = -0``) and specials (NaN, ``Inf - Inf``).
 * The rounding itself (``docs/arithmetic.md`` 2.1-2.2) is done on exact float64 values: with ``u`` the
   weight of the last kept bit (``max(t, emin) - M``, or ``t - M`` then flush without subnormals),
-  ``y = |s| * 2**-u``, ``q = floor(y)``, ``d = y - q`` (all exact), up by the mode's rule on ``d``
-  (``sr``: ``floor(d * 2**R) + r >= 2**R``); overflow to Inf or saturation as specified.
+  ``rne`` is the FPU's own ``(|s| + 2**(u+52)) - 2**(u+52)``; the other modes take ``y = |s| * 2**-u``,
+  ``q = floor(y)``, ``d = y - q`` (all exact) and round up by the mode's rule on ``d`` (``sr``:
+  ``floor(d * 2**R) + r >= 2**R``); overflow to Inf or saturation as specified.
 
 State and results stay float64 values inside the kernel; results are encoded to codes once at the end
 (exact: every value is representable).
@@ -182,20 +183,25 @@ def _add_round(x, y, r, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan):
     lo = emin if sub else emin - 2                      # below 2**(emin-1) everything flushes anyway
     ee = e if e > lo else lo
     u = ee - M
-    y = _from_bits(mb) * _pow2(-u)
-    q = np.floor(y)
-    d = y - q
+    a = _from_bits(mb)
     if mode == _RNE:
-        up = d > 0.5 or (d == 0.5 and q - 2.0 * np.floor(0.5 * q) == 1.0)
-    elif mode == _RNA:
-        up = d >= 0.5
-    elif mode == _RTZ:
-        up = False
+        # The FPU's own rne onto multiples of 2**u: a + 2**(u+52) has its last bit at 2**u
+        # (a < 2**(u + M + 1) <= 2**(u + 52)), and subtracting 2**(u+52) again is exact.
+        c = _pow2(u + 52)
+        m = (a + c) - c
     else:
-        up = np.floor(d * _pow2(R)) + r >= _pow2(R)
-    if up:
-        q += 1.0
-    m = q * _pow2(u)
+        y = a * _pow2(-u)
+        q = np.floor(y)
+        d = y - q
+        if mode == _RNA:
+            up = d >= 0.5
+        elif mode == _RTZ:
+            up = False
+        else:
+            up = np.floor(d * _pow2(R)) + r >= _pow2(R)
+        if up:
+            q += 1.0
+        m = q * _pow2(u)
     if m > maxv:
         m = maxv if (mode == _RTZ or not has_inf) else np.inf
     if not sub and m < minn:
