@@ -27,9 +27,10 @@ Why float64 is exact here
   (``x + (-x) = +0``, ``-0 + -0 = -0``) and specials (NaN, ``Inf - Inf``).
 * The rounding itself (``docs/arithmetic.md`` 2.1-2.2) is done on exact float64 values: with ``u`` the
   weight of the last kept bit (``max(t, emin) - M``, or ``t - M`` then flush without subnormals),
-  ``rne`` is the FPU's own ``(|s| + 2**(u+52)) - 2**(u+52)``; the other modes take ``y = |s| * 2**-u``,
-  ``q = floor(y)``, ``d = y - q`` (all exact) and round up by the mode's rule on ``d`` (``sr``:
-  ``floor(d * 2**R) + r >= 2**R``); overflow to Inf or saturation as specified.
+  ``rne`` is the FPU's own ``(|s| + 2**(u+52)) - 2**(u+52)``, ``sr`` is ``floor((floor(|s| *
+  2**(R-u)) + r) / 2**R) * 2**u`` (``r`` added to the ``R`` bits below the last place, the carry kept),
+  ``rna``/``rtz`` take ``q = floor(|s| * 2**-u)`` and ``d = |s| * 2**-u - q`` (all exact) and round up
+  when ``d >= 1/2`` (``rna``); overflow to Inf or saturation as specified.
 
 State and results stay float64 values inside the kernel; results are encoded to codes once at the end
 (exact: every value is representable).
@@ -189,17 +190,16 @@ def _add_round(x, y, r, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan):
         # (a < 2**(u + M + 1) <= 2**(u + 52)), and subtracting 2**(u+52) again is exact.
         c = _pow2(u + 52)
         m = (a + c) - c
+    elif mode == _SR:
+        # floor(|x| / 2**u + r / 2**R) = floor((floor(|x| * 2**(R-u)) + r) / 2**R): integers below
+        # 2**(M + 1 + R) + 2**R <= 2**53, all exact.
+        t = np.floor(a * _pow2(R - u)) + r
+        m = np.floor(t * _pow2(-R)) * _pow2(u)
     else:
         y = a * _pow2(-u)
         q = np.floor(y)
         d = y - q
-        if mode == _RNA:
-            up = d >= 0.5
-        elif mode == _RTZ:
-            up = False
-        else:
-            up = np.floor(d * _pow2(R)) + r >= _pow2(R)
-        if up:
+        if mode == _RNA and d >= 0.5:
             q += 1.0
         m = q * _pow2(u)
     if m > maxv:
