@@ -48,9 +48,11 @@ beat's lowest product bit: in one int64 when its span fits, otherwise in 32-bit 
 (:func:`golden.exactsum.exact_sum`), so it is exact for any operand formats. ``inner + S`` is then formed exactly and rounded once: with
 ``add_raw`` when ``S`` is exact in at most 49 bits (``add_raw``'s proven domain), otherwise by an exact
 multi-term sum of ``inner`` and the beat's products (never by adding a sticky-rounded ``S``, which
-would not be exact under cancellation). A float64 fast path for ``rne`` into IEEE-style accumulator
-formats (:mod:`golden.fastpath`: exact float64 sums checked with TwoSum, ties resolved with the exact
-remainder) is used when it applies; tests check it bit-exact against the general path
+would not be exact under cancellation). That is the general path, the definition. The fast path
+(:mod:`golden.kernels`, a compiled Numba kernel on exact float64 values with TwoSum and round-to-odd)
+computes the same bits for every radix-2 configuration whose products are exact in float64 and every
+rounding (``sr`` with ``M + R <= 51``); outputs with a beat whose lane sum it cannot prove exact in
+float64 are recomputed on the general path. Tests check it bit-exact against the general path
 (``fast=False``). The INT4 x FP4 front end (:func:`golden.mac4.dot_mac4`) feeds
 :func:`accumulate_sums`.
 """
@@ -62,8 +64,8 @@ from math import prod
 import numpy as np
 
 from .checks import check_codes, check_int, check_rand_bits, check_rand_words, check_rounding
+from . import kernels
 from .exactsum import exact_sum
-from .fastpath import RneAcc, Tables, add_round_float, fast_lane_sums
 from .formats import float_format_param
 from .lanesum import check_window, products, window_sum
 from .raw import Raw, add_raw, bitlen, round_raw, unpack
@@ -99,25 +101,6 @@ def check_params(L, lanes=1, chunk=64, window="exact"):
 
 
 # -- accumulation engine ----------------------------------------------------------------------------
-
-class _State:
-    """``inner``/``outer`` held as acc codes (general path) or exact float64 values (fast path)."""
-
-    def __init__(self, acc, B):
-        self.acc = acc
-        neg_zero = np.full(B, acc.sign_mask, dtype=np.int64).astype(acc.code_dtype)
-        self.inner, self.outer, self.kind = neg_zero, neg_zero.copy(), "codes"
-
-    def as_codes(self):
-        if self.kind == "float":
-            self.inner, self.outer = self.acc.encode(self.inner), self.acc.encode(self.outer)
-            self.kind = "codes"
-
-    def as_float(self):
-        if self.kind == "codes":
-            self.inner, self.outer = self.acc.decode(self.inner), self.acc.decode(self.outer)
-            self.kind = "float"
-
 
 def _general_step(acc, inner, S, terms, rounding, rb, R):
     """``round(inner + S)`` for codes ``inner`` and a beat's :class:`Raw` ``S`` (one rounding).
@@ -164,8 +147,8 @@ def _flush_general(acc, outer, inner, rounding, rb, R):
     return round_raw(acc, add_raw(unpack(acc, outer), unpack(acc, inner)), rounding, rbits=rb, rand_bits=R)
 
 
-def _engine(a_codes, b_codes, a_fmt, b_fmt, acc, lanes, chunk, window, rounding, rbi, rbo, R, fast):
-    """Run the accumulator on codes broadcasting to ``(..., L)``; return result codes ``(...)``."""
+def _engine(a_codes, b_codes, a_fmt, b_fmt, acc, lanes, chunk, window, rounding, rbi, rbo, R):
+    """The general path on codes broadcasting to ``(..., L)``; return result codes ``(...)``."""
     shape = np.broadcast_shapes(a_codes.shape, b_codes.shape)
     if len(shape) < 1:
         raise ValueError("a_codes and b_codes need a last axis (the dot-product length L)")
@@ -182,56 +165,62 @@ def _engine(a_codes, b_codes, a_fmt, b_fmt, acc, lanes, chunk, window, rounding,
             if cb else None
     else:
         rbi = rbo = None
-    use_fast = (fast and rounding == "rne" and acc.specials == "ieee" and acc.subnormals
-                and a_fmt.precision + b_fmt.precision <= 53)
-    if use_fast:
-        ta, tb, k = Tables(a_fmt), Tables(b_fmt), RneAcc(acc)
-    st = _State(acc, B)
-    k_out = 0
-    blk = max(1, min(nb, _BLOCK_ELEMS // max(1, B * lanes)))
     if B == 0:
         return np.zeros(batch_shape, acc.code_dtype)
+    neg_zero = np.full(B, acc.sign_mask, np.int64).astype(acc.code_dtype)
+    inner, outer = neg_zero.copy(), neg_zero.copy()
+    k_out = 0
+    blk = max(1, min(nb, _BLOCK_ELEMS // max(1, B * lanes)))
     for j0 in range(0, nb, blk):
         j1 = min(nb, j0 + blk)
         a_blk = a_codes[..., j0 * lanes:j1 * lanes]
         b_blk = b_codes[..., j0 * lanes:j1 * lanes]
-        fast_blk = False
-        if use_fast:
-            Sf, fast_blk = fast_lane_sums(ta, tb, a_blk, b_blk, window, lanes)
-        if fast_blk:
-            Sf = np.broadcast_to(Sf, batch_shape + (j1 - j0,)).reshape(B, j1 - j0)
-            st.as_float()
-        else:
-            sign, sig, exp, P, nan, inf = products(a_fmt, b_fmt, a_blk, b_blk)
-            fields = [np.broadcast_to(f, batch_shape + (f.shape[-1],)).reshape(B, j1 - j0, lanes)
-                      for f in (sign, sig, exp, P, nan, inf)]
-            S, terms = window_sum(*fields, window)
-            st.as_codes()
+        sign, sig, exp, P, nan, inf = products(a_fmt, b_fmt, a_blk, b_blk)
+        fields = [np.broadcast_to(f, batch_shape + (f.shape[-1],)).reshape(B, j1 - j0, lanes)
+                  for f in (sign, sig, exp, P, nan, inf)]
+        S, terms = window_sum(*fields, window)
         for j in range(j0, j1):
-            if fast_blk:
-                st.inner = add_round_float(st.inner, Sf[:, j - j0], k)
-            else:
-                Sj = Raw(*(f[:, j - j0] for f in S))
-                tj = tuple(t[:, j - j0] for t in terms)
-                st.inner = _general_step(acc, st.inner, Sj, tj, rounding,
-                                         None if rbi is None else rbi[:, j], R)
+            Sj = Raw(*(f[:, j - j0] for f in S))
+            tj = tuple(t[:, j - j0] for t in terms)
+            inner = _general_step(acc, inner, Sj, tj, rounding, None if rbi is None else rbi[:, j], R)
             if cb and (j + 1) % cb == 0 and j != nb - 1:
-                if fast_blk:
-                    st.outer = add_round_float(st.outer, st.inner, k)
-                    st.inner = np.full(B, -0.0)
-                else:
-                    st.outer = _flush_general(acc, st.outer, st.inner, rounding,
-                                              None if rbo is None else rbo[:, k_out], R)
-                    st.inner = np.full(B, acc.sign_mask, np.int64).astype(acc.code_dtype)
+                outer = _flush_general(acc, outer, inner, rounding,
+                                       None if rbo is None else rbo[:, k_out], R)
+                inner = neg_zero.copy()
                 k_out += 1
     if cb:
-        if st.kind == "float":
-            st.inner = add_round_float(st.outer, st.inner, k)
-        else:
-            st.inner = _flush_general(acc, st.outer, st.inner, rounding,
-                                      None if rbo is None else rbo[:, k_out], R)
-    st.as_codes()
-    return np.asarray(st.inner).astype(acc.code_dtype).reshape(batch_shape)
+        inner = _flush_general(acc, outer, inner, rounding, None if rbo is None else rbo[:, k_out], R)
+    return np.asarray(inner).astype(acc.code_dtype).reshape(batch_shape)
+
+
+def kernel_words(rounding, rbits_inner, rbits_outer, batch, L, lanes, chunk, R):
+    """The ``sr`` words for the fast path: validated, broadcast to ``batch + (L/N,)`` and ``batch +
+    (ceil(L/CL),)``, compact (``None`` when unused)."""
+    if rounding != "sr":
+        return None, None
+    rbi = check_rand_words("rbits_inner", rbits_inner, batch + (L // lanes,), R, compact=True)
+    rbo = check_rand_words("rbits_outer", rbits_outer, batch + (-(-L // chunk),), R, compact=True,
+                           dtype=rbi.dtype) if chunk else None       # one dtype: one kernel signature
+    return rbi, rbo
+
+
+def run_kernel(Av, Bv, Ea, Eb, scale, acc, lanes, chunk, window, rounding, R, rbi, rbo, product_bits,
+          general):
+    """The kernel for outputs ``(M, N)`` (:func:`golden.kernels.accumulate`), encoded to codes.
+
+    ``rbi``, ``rbo``: the random words of ``sr``, validated, ``(M, N, L/N)`` and ``(M, N,
+    ceil(L/CL))`` (:func:`kernel_words`). ``general(rows, cols, rbi, rbo)`` recomputes the outputs
+    ``(rows[i], cols[i])`` on the general path: those the kernel flags (a lane sum it cannot prove
+    exact in float64).
+    """
+    vals, bad = kernels.accumulate(Av, Bv, acc, lanes, chunk, window, rounding, R, product_bits,
+                                   Ea, Eb, scale, rbi, rbo)
+    codes = kernels.encode_exact(acc, vals)
+    if bad.any():
+        rows, cols = np.nonzero(bad)
+        codes[rows, cols] = general(rows, cols, None if rbi is None else rbi[rows, cols],
+                                    None if rbo is None else rbo[rows, cols])
+    return codes
 
 
 def _setup(a_fmt, b_fmt, acc_fmt, rounding, rand_bits):
@@ -264,8 +253,8 @@ def dot(a_codes, b_codes, a_fmt, b_fmt, acc_fmt="e6m9", lanes=1, chunk=64, windo
     rand_bits : int
         ``R``, bits per random word (``sr`` only, 1 to 32).
     fast : bool
-        Allow the float64 fast path (``rne``, IEEE-style ``acc_fmt``); ``False`` forces the general
-        path. Results are identical.
+        Allow the compiled fast path (:mod:`golden.kernels`, where it applies); ``False`` forces the
+        general path. Results are identical.
 
     Returns
     -------
@@ -273,8 +262,31 @@ def dot(a_codes, b_codes, a_fmt, b_fmt, acc_fmt="e6m9", lanes=1, chunk=64, windo
     """
     a_fmt, b_fmt, acc, R = _setup(a_fmt, b_fmt, acc_fmt, rounding, rand_bits)
     a_codes, b_codes = check_codes("a_codes", a_codes), check_codes("b_codes", b_codes)
-    return _engine(a_codes, b_codes, a_fmt, b_fmt, acc, lanes, chunk, window, rounding,
-                   rbits_inner, rbits_outer, R, fast)
+    pbits = a_fmt.precision + b_fmt.precision
+    if not (fast and kernels.applies(acc, rounding, R, pbits)):
+        return _engine(a_codes, b_codes, a_fmt, b_fmt, acc, lanes, chunk, window, rounding,
+                       rbits_inner, rbits_outer, R)
+    shape = np.broadcast_shapes(a_codes.shape, b_codes.shape)
+    if len(shape) < 1:
+        raise ValueError("a_codes and b_codes need a last axis (the dot-product length L)")
+    batch, L = shape[:-1], shape[-1]
+    lanes, chunk, window = check_params(L, lanes, chunk, window)
+    a_fmt.fields(a_codes), b_fmt.fields(b_codes)          # range checks (one-line ValueErrors)
+    B = prod(batch)
+    a2 = np.broadcast_to(a_codes, shape).reshape(B, L)
+    b2 = np.broadcast_to(b_codes, shape).reshape(B, L)
+    rbi, rbo = (None if r is None else r.reshape(1, B, r.shape[-1])   # the kernel's (1, B, words)
+                for r in kernel_words(rounding, rbits_inner, rbits_outer, batch, L, lanes, chunk, R))
+    ta, tb = kernels.Tables(a_fmt), kernels.Tables(b_fmt)
+    Av = ta.values(a2.T)[None]          # (1, L, B): one operand per output
+    Bv = tb.values(b2.T)
+    Ea, Eb = (None, None) if window == "exact" else (ta.exps(a2.T)[None], tb.exps(b2.T))
+
+    def general(rows, cols, ri, ro):
+        return _engine(a2[cols], b2[cols], a_fmt, b_fmt, acc, lanes, chunk, window, rounding, ri, ro, R)
+
+    codes = run_kernel(Av, Bv, Ea, Eb, None, acc, lanes, chunk, window, rounding, R, rbi, rbo, pbits, general)
+    return codes.reshape(batch)
 
 
 def gemm(A, B, a_fmt, b_fmt, acc_fmt="e6m9", lanes=1, chunk=64, window="exact", rounding="rne",
@@ -283,8 +295,9 @@ def gemm(A, B, a_fmt, b_fmt, acc_fmt="e6m9", lanes=1, chunk=64, window="exact", 
 
     ``A``: ``(M, K)`` codes of ``a_fmt``; ``B``: ``(K, N)`` codes of ``b_fmt``. For ``sr`` the random
     words broadcast to ``(M, N, K/lanes)`` and ``(M, N, ceil(K/chunk))``. Returns ``(M, N)`` codes of
-    ``acc_fmt``. The outputs are accumulated together (vectorized over all ``M*N`` of them, one beat at
-    a time), without materializing more than a block of the ``M*N*K`` products.
+    ``acc_fmt``. The compiled kernel (:mod:`golden.kernels`) runs the outputs tile by tile; the general
+    path accumulates them together, one beat at a time, without materializing more than a block of
+    the ``M*N*K`` products.
     """
     a_fmt, b_fmt, acc, R = _setup(a_fmt, b_fmt, acc_fmt, rounding, rand_bits)
     A, B = check_codes("A", A), check_codes("B", B)
@@ -292,8 +305,23 @@ def gemm(A, B, a_fmt, b_fmt, acc_fmt="e6m9", lanes=1, chunk=64, window="exact", 
         raise ValueError(f"gemm needs 2-D A and B, got shapes {A.shape} and {B.shape}")
     if A.shape[1] != B.shape[0]:
         raise ValueError(f"gemm: inner dimensions differ: A is {A.shape}, B is {B.shape}")
-    return _engine(A[:, None, :], np.ascontiguousarray(B.T)[None, :, :], a_fmt, b_fmt, acc, lanes,
-                   chunk, window, rounding, rbits_inner, rbits_outer, R, fast)
+    BT = np.ascontiguousarray(B.T)
+    pbits = a_fmt.precision + b_fmt.precision
+    if not (fast and kernels.applies(acc, rounding, R, pbits)):
+        return _engine(A[:, None, :], BT[None, :, :], a_fmt, b_fmt, acc, lanes, chunk, window, rounding,
+                       rbits_inner, rbits_outer, R)
+    (M, K), N = A.shape, B.shape[1]
+    lanes, chunk, window = check_params(K, lanes, chunk, window)
+    a_fmt.fields(A), b_fmt.fields(B)                      # range checks (one-line ValueErrors)
+    ta, tb = kernels.Tables(a_fmt), kernels.Tables(b_fmt)
+    Ea, Eb = (None, None) if window == "exact" else (ta.exps(A), tb.exps(B))
+
+    def general(rows, cols, ri, ro):
+        return _engine(A[rows], BT[cols], a_fmt, b_fmt, acc, lanes, chunk, window, rounding, ri, ro, R)
+
+    rbi, rbo = kernel_words(rounding, rbits_inner, rbits_outer, (M, N), K, lanes, chunk, R)
+    return run_kernel(ta.values(A), tb.values(B), Ea, Eb, None, acc, lanes, chunk, window, rounding, R,
+                 rbi, rbo, pbits, general)
 
 
 

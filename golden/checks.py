@@ -105,17 +105,27 @@ def check_codes(name, codes):
     return codes
 
 
-def check_rand_words(name, words, shape, rand_bits):
-    """Random words of ``sr`` (``0 <= r < 2**rand_bits``) broadcast to ``shape``, as uint64."""
+def check_rand_words(name, words, shape, rand_bits, compact=False, dtype=None):
+    """Random words of ``sr`` (``0 <= r < 2**rand_bits``) broadcast to ``shape``, as uint64.
+
+    With ``compact`` the result is a read-only broadcast view instead, with no copy when ``words`` is
+    ``uint16`` or ``uint32`` (word arrays can be as large as a GEMM's products); other dtypes are
+    converted to ``dtype``, by default ``uint16`` for ``rand_bits <= 16`` and ``uint32`` otherwise.
+    """
     if words is None:
         raise ValueError(f"{name} is required for rounding 'sr' (one {rand_bits}-bit word per rounding)")
     words = np.asarray(words)
     if not np.issubdtype(words.dtype, np.integer):
         raise ValueError(f"{name} must be an array of integers, not dtype {words.dtype}")
     try:
-        words = np.broadcast_to(words, shape)
+        full = np.broadcast_to(words, shape)
     except ValueError:
         raise ValueError(f"{name} of shape {words.shape} does not broadcast to {shape}") from None
-    if words.size and (words.min() < 0 or words.max() >= (1 << rand_bits)):
+    if full.size and (words.min() < 0 or words.max() >= (1 << rand_bits)):
         raise ValueError(f"{name} values must be in [0, 2**{rand_bits})")
-    return words.astype(np.uint64)
+    if compact:
+        if dtype is None:
+            dtype = words.dtype if words.dtype in (np.uint16, np.uint32) else (
+                np.uint16 if rand_bits <= 16 else np.uint32)
+        return np.broadcast_to(words.astype(dtype, copy=False), shape)
+    return full.astype(np.uint64)

@@ -62,7 +62,8 @@ from math import prod
 
 import numpy as np
 
-from .accumulator import accumulate_sums, check_params
+from . import kernels
+from .accumulator import accumulate_sums, check_params, kernel_words, run_kernel
 from .checks import check_bool, check_codes, check_int, check_int_array, check_rand_bits, check_rounding
 from .formats import float_format_param, parse_format
 from .raw import Raw, add_raw, from_int, round_raw, unpack
@@ -312,22 +313,47 @@ def dot_mac4(x_codes, g_codes, phase, offset, acc_fmt="e6m9", lanes=8, chunk=64,
 # -- GEMMs of the two modes (the training emulation's INT4 paths) -----------------------------------
 
 def gemm_mac4(X, G, phase, offset, acc_fmt="e6m9", lanes=8, chunk=64, rounding="rne", x_signed=True,
-              rbits_inner=None, rbits_outer=None, rand_bits=None):
+              rbits_inner=None, rbits_outer=None, rand_bits=None, fast=True):
     """``C = X @ G`` through the INT4 x FP4 chunk-based accumulator: every ``C[m, n]`` is exactly
     :func:`dot_mac4` of ``X[m, :]`` and ``G[:, n]``.
 
     ``X``: ``(M, K)`` INT4 codes; ``G``: ``(K, N)`` ``fp4_r4`` codes; ``phase`` (0 or 1) is one TPR
     phase for the whole GEMM; ``offset`` broadcasts to ``(M, N)``. For ``sr`` the random words
     broadcast to ``(M, N, K/lanes)`` and ``(M, N, ceil(K/chunk))``. Returns ``(M, N)`` codes of
-    ``acc_fmt``. The hardware twin is ``hw.accumulator`` with ``--front mac4``.
+    ``acc_fmt``. The hardware twin is ``hw.accumulator`` with ``--front mac4``. ``fast`` allows the
+    compiled kernel (:mod:`golden.kernels`; a scalar ``phase`` only); ``False`` forces the general
+    path (:func:`dot_mac4`). Results are identical.
     """
     X, G = check_codes("X", X), check_codes("G", G)
     if X.ndim != 2 or G.ndim != 2 or X.shape[1] != G.shape[0]:
         raise ValueError(f"gemm_mac4 needs X (M, K) and G (K, N), got shapes {X.shape} and {G.shape}")
     M, N = X.shape[0], G.shape[1]
     off = np.broadcast_to(np.asarray(offset), (M, N))
-    return dot_mac4(X[:, None, :], np.ascontiguousarray(G.T)[None, :, :], phase, off, acc_fmt, lanes, chunk,
-                    rounding, x_signed, rbits_inner, rbits_outer, rand_bits)
+    acc = float_format_param("acc_fmt", acc_fmt)
+    check_rounding(rounding)
+    R = check_rand_bits(rand_bits, rounding)
+    GT = np.ascontiguousarray(G.T)
+
+    def general(rows, cols, ri, ro):
+        return dot_mac4(X[rows], GT[cols], phase, off[rows, cols], acc, lanes, chunk, rounding, x_signed,
+                        ri, ro, rand_bits)
+
+    # Products x * value(g, ph) have at most 4 significant bits (|x| <= 15).
+    if not (fast and np.ndim(phase) == 0 and kernels.applies(acc, rounding, R, 4)):
+        return dot_mac4(X[:, None, :], GT[None, :, :], phase, off, acc, lanes, chunk, rounding, x_signed,
+                        rbits_inner, rbits_outer, rand_bits)
+    K = X.shape[1]
+    lanes, chunk, _ = check_params(K, lanes, chunk)
+    _check_lanes(lanes)
+    xv = (INT4 if check_bool("x_signed", x_signed) else UINT4).to_int(check_int_array("x_codes", X, 0, 15))
+    sign, e, _ = FP4.fields(check_int_array("g_codes", G, 0, 15))
+    ph = int(check_phase(phase))
+    gv = np.where(e > 0, np.ldexp(1.0, np.maximum(2 * (e - 1) + ph, 0)), 0.0)
+    gv = np.where(sign != 0, -gv, gv)                     # value(g, ph) * 2**6
+    scale = np.ldexp(1.0, check_offset(off) + LSB_EXP_SHIFT)
+    rbi, rbo = kernel_words(rounding, rbits_inner, rbits_outer, (M, N), K, lanes, chunk, R)
+    return run_kernel(xv.astype(np.float64), gv, None, None, scale, acc, lanes, chunk, "exact", rounding, R,
+                      rbi, rbo, 4, general)
 
 
 def gemm_int4(X, W, x_signed=True, w_signed=True):

@@ -1,0 +1,418 @@
+"""Compiled (Numba) fast path of the chunk-based accumulator: ``gemm``, ``dot`` and ``gemm_mac4``.
+
+The semantics are those of :mod:`golden.accumulator` (``docs/arithmetic.md`` section 7); this module
+only computes them faster, on float64 values. :func:`applies` says when it may be used; the general
+path (:mod:`golden.lanesum`, :mod:`golden.exactsum`, :func:`golden.raw.round_raw`) is the definition
+and the tests check this path bit-exact against it (``fast=False``) on random and adversarial data.
+
+Why float64 is exact here
+-------------------------
+* Operands are decoded to float64 (every code of a radix-2 format of at most 24 bits of precision and
+  8 exponent bits is a float64), and a product of two of them is exact when ``pa + pb <= 53``; its
+  exponent stays inside float64's normal range (magnitudes ``2**-600 ... 2**520``), so no float64
+  subnormal or overflow ever occurs, in products, sums or power-of-two scalings.
+* A beat's lane sum is formed in float64, in lane order (so ``-0 + -0 = -0`` and a cancelling sum is
+  ``+0``, the zero rules of item 2). It is exact when every product is a multiple of ``2**lo`` and
+  below ``2**(hi + 1)`` with ``hi + 1 - lo + ceil(log2 N) <= 53``. The kernel checks that bound per
+  beat and flags the output otherwise; the caller recomputes flagged outputs on the general path.
+  (``N = 1`` without a window is always exact.) A window truncates each product's magnitude to a
+  multiple of ``2**g`` with ``trunc(p * 2**-g) * 2**g`` (exact: power-of-two scalings), and a product
+  truncated away becomes ``+0`` (item 2).
+* ``x + y`` for exact float64 accumulator values and lane sums: TwoSum gives ``s = fl(x + y)`` and the
+  exact remainder ``err``. If ``err != 0`` and ``s`` is even, ``s`` is moved one float64 ulp toward the
+  exact sum (round to odd). Rounding the round-to-odd value to a grid at least two bits coarser than
+  float64's gives the same result as rounding the exact sum, for ``rne``, ``rna`` and ``rtz``
+  (``p + 2 <= 53``); for ``sr`` it keeps ``floor(|x| / 2**(u - R))`` when the grid ``2**(u - R)`` is at
+  least two float64 ulps, i.e. ``M + R <= 51``. IEEE float addition already gives item 3's zeros
+  (``x + (-x) = +0``, ``-0 + -0 = -0``) and specials (NaN, ``Inf - Inf``).
+* The rounding itself (``docs/arithmetic.md`` 2.1-2.2) is done on exact float64 values: with ``u`` the
+  weight of the last kept bit (``max(t, emin) - M``, or ``t - M`` then flush without subnormals),
+  ``rne`` is the FPU's own ``(|s| + 2**(u+52)) - 2**(u+52)``, ``sr`` is ``floor((floor(|s| *
+  2**(R-u)) + r) / 2**R) * 2**u`` (``r`` added to the ``R`` bits below the last place, the carry kept),
+  ``rna``/``rtz`` take ``q = floor(|s| * 2**-u)`` and ``d = |s| * 2**-u - q`` (all exact) and round up
+  when ``d >= 1/2`` (``rna``); overflow to Inf or saturation as specified.
+
+State and results stay float64 values inside the kernel; results are encoded to codes once at the end
+(exact: every value is representable).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, types
+from numba.extending import intrinsic, overload
+
+from .lanesum import MAX_WINDOW
+
+__all__ = ["Tables", "applies", "accumulate", "encode_exact", "MODES"]
+
+#: Rounding-mode numbers of the kernel.
+MODES = {"rne": 0, "rna": 1, "rtz": 2, "sr": 3}
+_RNE, _RNA, _RTZ, _SR = 0, 1, 2, 3
+_TILE = 256                 # outputs per tile: the state arrays stay in L1
+_MAG = 0x7FFFFFFFFFFFFFFF
+
+
+class Tables:
+    """Per-format decode tables: value (float64) and hidden-bit exponent ``max(e, 1) - bias``."""
+
+    def __init__(self, fmt):
+        self.fmt = fmt
+        self.small = fmt.width <= 16
+        if self.small:
+            codes = fmt.all_codes()
+            self.val = fmt.decode(codes)
+            self.exp = self._exp(codes).astype(np.int16)
+
+    def _exp(self, codes):
+        e = (np.asarray(codes).astype(np.int64) >> self.fmt.man_bits) & ((1 << self.fmt.exp_bits) - 1)
+        return np.maximum(e, 1) - self.fmt.bias
+
+    def values(self, codes):
+        if self.small:
+            return self.val[codes]
+        return self.fmt.decode(codes)
+
+    def exps(self, codes):
+        """``max(e, 1) - bias`` as int16 (``|e| <= 255``)."""
+        if self.small:
+            return self.exp[codes]
+        return self._exp(codes).astype(np.int16)
+
+
+def encode_exact(fmt, values):
+    """Codes of float64 ``values`` that are exactly values of the radix-2 format ``fmt`` (NaN and
+    ``±Inf`` only where ``fmt`` has them): the kernel's results, without a rounding pass (the same
+    codes as ``fmt.encode``, ten times faster)."""
+    v = np.ascontiguousarray(values, dtype=np.float64)
+    bits = v.view(np.int64)
+    M = fmt.man_bits
+    e = ((bits >> 52) & 0x7FF) - 1023
+    normal = e >= fmt.emin
+    mant = np.where(normal, ((e + fmt.bias) << M) | ((bits >> (52 - M)) & ((1 << M) - 1)),
+                    np.ldexp(np.where(normal, 0.0, np.abs(v)), M - fmt.emin).astype(np.int64))  # / ulp
+    code = mant | ((bits < 0).astype(np.int64) << (fmt.width - 1))
+    if fmt.has_inf:
+        code = np.where(np.isinf(v), fmt.inf_code | ((bits < 0) << (fmt.width - 1)), code)
+    if fmt.has_nan:
+        code = np.where(np.isnan(v), fmt.nan_code, code)
+    return code.astype(fmt.code_dtype)
+
+
+def applies(acc, rounding, rand_bits, product_bits):
+    """Whether the kernel computes this configuration (otherwise use the general path).
+
+    Products of at most ``product_bits <= 53`` significant bits (radix-2 operands: ``pa + pb``), any
+    radix-2 accumulator format (``M <= 23``), every rounding mode; ``sr`` needs ``M + R <= 51``.
+    """
+    if acc.radix != 2 or product_bits > 53:
+        return False
+    return rounding != "sr" or acc.man_bits + rand_bits <= 51
+
+
+# -- scalar helpers (inlined into the loops) ----------------------------------------------------------
+
+@intrinsic
+def _bits(typingctx, x):
+    """The bit pattern of a float64 as int64 (an LLVM bitcast)."""
+    if x != types.float64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.int64))
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _from_bits(typingctx, x):
+    """The float64 with bit pattern ``x`` (int64)."""
+    if x != types.int64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float64))
+    return types.float64(types.int64), codegen
+
+
+def _at(a, i):
+    """``a[i]`` for an array, ``a`` for a scalar: one kernel source for gemm (an operand per row of
+    ``A``) and dot (an operand per output)."""
+
+
+@overload(_at)
+def _at_ov(a, i):
+    if isinstance(a, types.Array):
+        return lambda a, i: a[i]
+    return lambda a, i: a
+
+
+def _row(A, m, k, n0, n1):
+    """``A[m, k]`` of a 2-D ``A`` (a scalar), ``A[m, k, n0:n1]`` of a 3-D one (a row over outputs)."""
+
+
+@overload(_row)
+def _row_ov(A, m, k, n0, n1):
+    if A.ndim == 3:
+        return lambda A, m, k, n0, n1: A[m, k, n0:n1]
+    return lambda A, m, k, n0, n1: A[m, k]
+
+
+@njit(inline="always")
+def _pow2(k):
+    """``2.0**k`` for ``-1022 <= k <= 1023``."""
+    return _from_bits(np.int64(k + 1023) << 52)
+
+
+@njit(inline="always")
+def _add_round(x, y, r, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan):
+    """``round(x + y)`` into the accumulator format (one rounding of the exact sum; module docstring).
+
+    ``x``, ``y`` exact float64 values; ``r`` the random word of ``sr`` (as a float64 integer).
+    """
+    s = x + y
+    bp = s - x
+    err = (x - (s - bp)) + (y - bp)
+    sb = _bits(s)
+    mb = sb & _MAG
+    finite = (mb >> 52) != 2047
+    if finite and err != 0.0 and (sb & 1) == 0:       # round to odd: toward the exact sum
+        if (err > 0.0) == (s > 0.0):
+            mb += 1
+        else:
+            mb -= 1
+    e = (mb >> 52) - 1023                               # exponent of |s| (zero: -1023)
+    lo = emin if sub else emin - 2                      # below 2**(emin-1) everything flushes anyway
+    ee = e if e > lo else lo
+    u = ee - M
+    a = _from_bits(mb)
+    if mode == _RNE:
+        # The FPU's own rne onto multiples of 2**u: a + 2**(u+52) has its last bit at 2**u
+        # (a < 2**(u + M + 1) <= 2**(u + 52)), and subtracting 2**(u+52) again is exact.
+        c = _pow2(u + 52)
+        m = (a + c) - c
+    elif mode == _SR:
+        # floor(|x| / 2**u + r / 2**R) = floor((floor(|x| * 2**(R-u)) + r) / 2**R): integers below
+        # 2**(M + 1 + R) + 2**R <= 2**53, all exact.
+        t = np.floor(a * _pow2(R - u)) + r
+        m = np.floor(t * _pow2(-R)) * _pow2(u)
+    else:
+        y = a * _pow2(-u)
+        q = np.floor(y)
+        d = y - q
+        if mode == _RNA and d >= 0.5:
+            q += 1.0
+        m = q * _pow2(u)
+    if m > maxv:
+        m = maxv if (mode == _RTZ or not has_inf) else np.inf
+    if not sub and m < minn:
+        m = 0.0
+    res = np.copysign(m, s)
+    if not finite:
+        if s != s:
+            res = np.nan if has_nan else 0.0
+        else:
+            res = s if has_inf else np.copysign(maxv, s)
+    return res
+
+
+@njit(inline="always")
+def _round_into(dst, x, y, rw, w, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan):
+    """``dst[i] = round(x[i] + y[i])`` for ``i < w``; ``rw[i]`` are the words of ``sr`` (float64)."""
+    for i in range(w):
+        r = rw[i] if mode == _SR else 0.0
+        dst[i] = _add_round(x[i], y[i], r, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan)
+
+
+@njit(inline="always")
+def _load_words(rw, row):
+    """The words of one rounding per output, strided in memory, into the contiguous float64 ``rw``
+    (a separate loop: the rounding loop then vectorizes, which a strided load prevents)."""
+    for i in range(row.shape[0]):
+        rw[i] = row[i]
+
+
+@njit(inline="always")
+def _round_tile(dst, x, y, rw, w, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan):
+    """:func:`_round_into` with the mode a constant in the hot cases (``rne``, ``sr``): the other
+    modes' code folds away, which doubles the speed of the loop."""
+    if mode == _RNE:
+        _round_into(dst, x, y, rw, w, _RNE, R, M, emin, sub, maxv, minn, has_inf, has_nan)
+    elif mode == _SR:
+        _round_into(dst, x, y, rw, w, _SR, R, M, emin, sub, maxv, minn, has_inf, has_nan)
+    else:
+        _round_into(dst, x, y, rw, w, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan)
+
+
+# -- the kernel ------------------------------------------------------------------------------------
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _kernel(Av, Ea, Bv, Eb, scale, rbi, rbo, lanes, cb, window, ps, kbits, mode, R, M, emin, sub, maxv,
+            minn, has_inf, has_nan, out, bad):
+    """Run the accumulator for every output ``(m, n)`` of ``out`` (float64 values) and flag in ``bad``
+    the outputs with a beat whose lane sum may not be exact in float64.
+
+    ``Av[m, k]`` is a float64 (gemm: ``(M, K)``) or a row over ``n`` (dot: ``(1, K, N)``); ``Bv`` is
+    ``(K, N)``. ``Ea``/``Eb`` are the operands' hidden-bit exponents (used with a window, else any
+    shape). ``scale`` ``(M, N)`` multiplies each lane sum (mac4's ``2**lsb_exp``) when it is not
+    empty, and then a zero sum is ``+0``. ``window`` 0 means exact. ``rbi`` ``(M, nb, N)`` and ``rbo``
+    ``(M, n_outer, N)`` are the random words of ``sr`` (with a stride-0 last axis, :func:`_words`;
+    unused otherwise).
+    """
+    Mr, N = out.shape
+    nb = Bv.shape[0] // lanes
+    use_scale = scale.shape[0] > 0
+    is_sr = mode == _SR
+    direct = lanes == 1 and window == 0 and not use_scale
+    inner = np.empty(_TILE)
+    outer = np.empty(_TILE)
+    S = np.empty(_TILE)
+    hi = np.empty(_TILE, np.int64)
+    lo = np.empty(_TILE, np.int64)
+    T = np.empty(_TILE, np.int64)
+    g = np.empty(_TILE, np.int64)
+    flag = np.empty(_TILE, np.bool_)
+    rw = np.zeros(_TILE)
+    # Rows are sliced per tile (x[n0:n1], indexed from 0): an index n0 + i of unknown sign would
+    # make every access check for a negative index and stop the loops from vectorizing.
+    for n0 in range(0, N, _TILE):
+        n1 = min(N, n0 + _TILE)
+        w = n1 - n0
+        for m in range(Mr):
+            for i in range(w):
+                inner[i] = -0.0
+                outer[i] = -0.0
+                flag[i] = False
+            k_out = 0
+            for j in range(nb):
+                if direct:
+                    a = _row(Av, m, j, n0, n1)
+                    brow = Bv[j, n0:n1]
+                    for i in range(w):
+                        S[i] = _at(a, i) * brow[i]
+                elif window == 0:
+                    # Exact lane sum in lane order; track the span of the nonzero finite products.
+                    for i in range(w):
+                        hi[i] = 0
+                        lo[i] = 4095
+                    for k in range(j * lanes, (j + 1) * lanes):
+                        a = _row(Av, m, k, n0, n1)
+                        brow = Bv[k, n0:n1]
+                        first = k == j * lanes
+                        for i in range(w):
+                            p = _at(a, i) * brow[i]
+                            S[i] = p if first else S[i] + p
+                            ef = (_bits(p) >> 52) & 2047
+                            valid = ef != 0 and ef != 2047
+                            hi[i] = max(hi[i], ef if valid else 0)
+                            lo[i] = min(lo[i], ef if valid else 4095)
+                    for i in range(w):
+                        # products are multiples of 2**(lo - ps + 1) below 2**(hi + 1)
+                        if hi[i] >= lo[i] and hi[i] - lo[i] + ps + kbits > 53:
+                            flag[i] = True
+                else:
+                    # Window: T = max P over nonzero finite products; cut at g = T + 2 - w
+                    # (never below the products' last bits, where a cut changes nothing).
+                    for i in range(w):
+                        T[i] = -(1 << 20)
+                        lo[i] = 4095
+                    for k in range(j * lanes, (j + 1) * lanes):
+                        a = _row(Av, m, k, n0, n1)
+                        ea = _row(Ea, m, k, n0, n1)
+                        brow = Bv[k, n0:n1]
+                        erow = Eb[k, n0:n1]
+                        for i in range(w):
+                            p = _at(a, i) * brow[i]
+                            ef = (_bits(p) >> 52) & 2047
+                            valid = ef != 0 and ef != 2047
+                            P = np.int64(_at(ea, i)) + np.int64(erow[i])
+                            T[i] = max(T[i], P if valid else -(1 << 20))
+                            lo[i] = min(lo[i], ef if valid else 4095)
+                    for i in range(w):
+                        gi = max(T[i] + 2 - window, lo[i] - 1023 - ps + 1)
+                        g[i] = gi
+                        if lo[i] != 4095 and T[i] + 2 - gi + kbits > 53:
+                            flag[i] = True
+                    for k in range(j * lanes, (j + 1) * lanes):
+                        a = _row(Av, m, k, n0, n1)
+                        brow = Bv[k, n0:n1]
+                        first = k == j * lanes
+                        for i in range(w):
+                            p = _at(a, i) * brow[i]
+                            ef = (_bits(p) >> 52) & 2047
+                            if ef != 0 and ef != 2047:
+                                p = np.trunc(p * _pow2(-g[i])) * _pow2(g[i]) + 0.0
+                            S[i] = p if first else S[i] + p
+                if use_scale:
+                    srow = scale[m, n0:n1]
+                    for i in range(w):
+                        S[i] = S[i] * srow[i] + 0.0
+                if is_sr:
+                    _load_words(rw, rbi[m, j, n0:n1, 0])
+                _round_tile(inner, inner, S, rw, w, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan)
+                if cb > 0 and (j + 1) % cb == 0 and j != nb - 1:
+                    if is_sr:
+                        _load_words(rw, rbo[m, k_out, n0:n1, 0])
+                    _round_into(outer, outer, inner, rw, w, mode, R, M, emin, sub, maxv, minn, has_inf,
+                                has_nan)
+                    for i in range(w):
+                        inner[i] = -0.0
+                    k_out += 1
+            if cb > 0:
+                if is_sr:
+                    _load_words(rw, rbo[m, k_out, n0:n1, 0])
+                _round_into(inner, outer, inner, rw, w, mode, R, M, emin, sub, maxv, minn, has_inf,
+                            has_nan)
+            orow = out[m, n0:n1]
+            brow_ = bad[m, n0:n1]
+            for i in range(w):
+                orow[i] = inner[i]
+                brow_[i] = flag[i]
+
+
+_EMPTY_F = np.zeros((0, 0))
+
+
+def _words(r, dtype):
+    """Random words ``(M, N, n)`` as the kernel reads them: ``(M, n, N, 2)`` with a stride-0 last axis
+    (read at index 0), read-only; a dummy of ``dtype`` for ``None``. Never contiguous, whatever the
+    shape and strides of the given words: one compiled signature per word dtype serves them all (a
+    contiguous or degenerate shape would type as another layout and compile the kernel again)."""
+    if r is None:
+        r = np.zeros((1, 1, 1), dtype)
+    r = r.transpose(0, 2, 1)[..., None]
+    return np.broadcast_to(r, r.shape[:-1] + (2,))
+
+
+def accumulate(Av, Bv, acc, lanes, chunk, window, rounding, rand_bits, ps, Ea=None, Eb=None,
+               scale=None, rbi=None, rbo=None):
+    """Run the kernel; return ``(values, bad)``: float64 results ``(M, N)`` and the flags of outputs
+    the caller must recompute on the general path.
+
+    ``Av`` ``(M, K)`` (gemm) or ``(1, K, N)`` (one operand per output), ``Bv`` ``(K, N)``: float64
+    operand values; ``ps`` bounds the significand bits of a product (``pa + pb``). ``Ea``, ``Eb``:
+    hidden-bit exponents of the same shapes (needed with an integer ``window``). ``scale`` ``(M, N)``:
+    per-output factor of every lane sum (mac4). ``rbi``, ``rbo``: ``sr`` words ``(M, N, nb)`` and
+    ``(M, N, n_outer)``, validated, both ``uint16`` or both ``uint32``
+    (:func:`golden.checks.check_rand_words` with ``compact``).
+    """
+    M = Av.shape[0]
+    K, N = Bv.shape
+    win = 0 if window == "exact" else min(int(window), MAX_WINDOW)
+    if win and (Ea is None or Eb is None):
+        raise ValueError("a window needs the operands' exponents (Ea, Eb)")
+    empty_e = np.zeros((1,) * Av.ndim, np.int16)
+    out = np.empty((M, N))
+    bad = np.zeros((M, N), np.bool_)
+    sr = rounding == "sr"
+    R = rand_bits if sr else 0
+    wdt = rbi.dtype if sr else np.uint16
+    if sr and (wdt not in (np.uint16, np.uint32) or (rbo is not None and rbo.dtype != wdt)):
+        raise ValueError("random words must be uint16 or uint32 arrays of one dtype")
+    _kernel(np.ascontiguousarray(Av), empty_e if Ea is None else np.ascontiguousarray(Ea),
+            np.ascontiguousarray(Bv), np.zeros((1, 1), np.int16) if Eb is None else np.ascontiguousarray(Eb),
+            _EMPTY_F if scale is None else np.ascontiguousarray(scale, dtype=np.float64),
+            _words(rbi if sr else None, wdt), _words(rbo if sr else None, wdt),
+            int(lanes), int(chunk // lanes) if chunk else 0, win, int(ps), (lanes - 1).bit_length(),
+            MODES[rounding], R, acc.man_bits, acc.emin, acc.subnormals, acc.max_value, acc.min_normal,
+            acc.has_inf, acc.has_nan, out, bad)
+    return out, bad
