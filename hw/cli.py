@@ -4,6 +4,7 @@
     lowbit formats                                format presets and the spec syntax
     lowbit export UNIT [--param value ...] [-o FILE.v] [--name MODULE]
     lowbit synth  UNIT [--param value ...] [synth options]   (see ``lowbit synth --help``)
+    lowbit sweep  FILE [-j N | --scheduler ADDR] [-o DIR]      (see ``lowbit sweep --help``)
 
 User errors (a missing or unknown command, unknown unit, parameter or format, bad or missing values,
 an unusable output path, missing tools) print one line ``lowbit: error: ...`` naming the parameter
@@ -36,6 +37,8 @@ commands:
                              write the unit's Verilog (stdout without -o)
   synth UNIT [--param value ...] [options]
                              area/timing of one configuration (lowbit synth --help)
+  sweep FILE [-j N | --scheduler tcp://HOST:PORT] [-o DIR]
+                             run a sweep file's points locally or on Dask (lowbit sweep --help)
 """
 
 
@@ -122,7 +125,14 @@ def cmd_synth(argv):
     return cli_main(argv)
 
 
-COMMANDS = {"list": cmd_list, "formats": cmd_formats, "export": cmd_export, "synth": cmd_synth}
+def cmd_sweep(argv):
+    """``lowbit sweep``: parses its own options and prints its own one-line errors."""
+    from .sweep.cli import cli_main
+    return cli_main(argv)
+
+
+COMMANDS = {"list": cmd_list, "formats": cmd_formats, "export": cmd_export, "synth": cmd_synth,
+            "sweep": cmd_sweep}
 
 
 def _silence_unused():
@@ -156,7 +166,7 @@ def _run_command(cmd, args):
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
-        return _fail("missing command (commands: list, formats, export, synth; lowbit --help)")
+        return _fail(f"missing command (commands: {', '.join(COMMANDS)}; lowbit --help)")
     if argv[0] in ("-h", "--help", "help"):
         print(_USAGE, end="")
         return 0
