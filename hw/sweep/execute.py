@@ -130,7 +130,7 @@ class Progress:
                 f"{self.counts['done']} done, {self.counts['failed']} failed, {self.counts['cached']} cached, "
                 f"ETA {self.eta()}")
 
-    def point_finished(self, outcome, index):
+    def point_finished(self, outcome):
         kind = "failed" if outcome.status in ("failed", "unbuildable") else outcome.status
         self.counts[kind] += 1
         finished = sum(self.counts.values())
@@ -192,7 +192,6 @@ def run_sweep(points, out, pool, *, env=None, liberty_file=None, force=False, pr
     for task in tasks:
         waiting[task.point] += 1
     versions = []
-    index = {p.id: k for k, p in enumerate(points)}
     meter = Progress(len(points), len(tasks), stream) if progress else None
     taken = set()
     try:
@@ -219,7 +218,7 @@ def run_sweep(points, out, pool, *, env=None, liberty_file=None, force=False, pr
             if waiting[task.point] == 0:
                 _settle(outcome)
                 if meter:
-                    meter.point_finished(outcome, index[task.point])
+                    meter.point_finished(outcome)
     finally:
         if meter:
             meter.close()

@@ -21,6 +21,7 @@ import multiprocessing
 import os
 import re
 import signal
+import socket
 import uuid
 from collections import deque
 from multiprocessing.connection import wait
@@ -168,6 +169,17 @@ def check_address(address):
     return address
 
 
+def _probe(address, timeout):
+    """Fail at once, with the reason, when nothing accepts connections at ``address`` (Dask's own
+    connect would retry until its timeout)."""
+    hostport = address.split("://", 1)[1]
+    host, _, port = hostport.rpartition(":") if hostport.rfind(":") > hostport.rfind("]") else (hostport, "", "8786")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise PoolError(f"cannot reach the Dask scheduler at {address}: {e.strerror or e}") from None
+
+
 class DaskPool:
     """The workers of the Dask scheduler at ``address`` (or of a given ``client``)."""
 
@@ -180,10 +192,9 @@ class DaskPool:
         self.deaths = None  # the scheduler keeps that count
         self._own = client is None
         if client is None:
+            _probe(check_address(address), timeout)
             try:
-                client = Client(check_address(address), timeout=timeout, set_as_default=False)
-            except ValueError:
-                raise
+                client = Client(address, timeout=timeout, set_as_default=False)
             except (OSError, TimeoutError) as e:
                 raise PoolError(f"cannot reach the Dask scheduler at {address}: {' '.join(str(e).split())}") from None
         self.client = client

@@ -58,8 +58,9 @@ def pareto_front(items, x, y, maximize_y=False):
 def build_sweep(sweep, run, liberty=None):
     """The ``sweep.json`` data of ``run`` (a :class:`~hw.sweep.execute.SweepRun` of ``sweep``):
     one record per point in file order (the ``lowbit synth`` fields plus ``status``, ``reason``,
-    ``area_per_mac_um2`` and, with trainings, ``train``), the frontiers, the tool versions the
-    workers reported. No times or hosts: the same results give the same bytes."""
+    ``area_per_mac_um2``, ``area_vs_baseline`` and, with trainings, ``train``), the frontiers, the
+    tool versions the workers reported. No times or hosts, so equal results give equal bytes
+    (``status`` still tells whether a point ran or came from the cache)."""
     points = []
     for outcome in run.outcomes:
         record = legacy_record(outcome)
@@ -71,6 +72,11 @@ def build_sweep(sweep, run, liberty=None):
                                         "result": (outcome.jobs.get(t.folder) or {}).get("result")}
                                for t in outcome.point.trainings}
         points.append(record)
+    base = next((r for r in points if r["id"] == sweep.baseline), None)
+    base_area = _metric(base, "asic", "area_um2") if base else None
+    for r in points:
+        area = _metric(r, "asic", "area_um2")
+        r["area_vs_baseline"] = round(area / base_area, 3) if area and base_area else None
     area_delay = pareto_front([{"id": r["id"], "area": _metric(r, "asic", "area_um2"),
                                 "delay": _metric(r, "asic", "delay_ns")} for r in points], "area", "delay")
     accuracy = {}
@@ -100,7 +106,7 @@ def _csv(data):
     trainings = _training_names(points)
     front = set(data["frontier"]["area_delay"])
     header = ["id", "unit", "label", "status", "reason", *params, *(m[0] for m in CSV_METRICS),
-              "area_per_mac_um2", "pareto_area_delay", *(f"train_{n}_accuracy" for n in trainings)]
+              "area_per_mac_um2", "area_vs_baseline", "pareto_area_delay", *(f"train_{n}_accuracy" for n in trainings)]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
@@ -110,7 +116,8 @@ def _csv(data):
         metrics = [_metric(r, *m[1:]) for m in CSV_METRICS]
         has_asic = _metric(r, "asic", "area_um2") is not None
         writer.writerow([r["id"], r["unit"], r["label"], r["status"], r["reason"], *values, *metrics,
-                         r["area_per_mac_um2"], (1 if r["id"] in front else 0) if has_asic else None,
+                         r["area_per_mac_um2"], r["area_vs_baseline"],
+                         (1 if r["id"] in front else 0) if has_asic else None,
                          *(_accuracy(r, n) for n in trainings)])
     return buf.getvalue()
 
@@ -130,8 +137,8 @@ def _markdown(data, run, notes):
              f"({counts['unbuildable']} do not build). Ran on a {run.pool} in {run.seconds:.1f} s wall time.", ""]
     trainings = _training_names(points)
     front = set(data["frontier"]["area_delay"])
-    header = ["point", "unit", "configuration", "status", "area µm²", "delay ns", "µm² per MAC", "generic NAND2 eq.",
-              *(f"accuracy {n}" for n in trainings), "area/delay frontier"]
+    header = ["point", "unit", "configuration", "status", "area µm²", "delay ns", "µm² per MAC",
+              "generic NAND2 eq.", *(f"accuracy {n}" for n in trainings), "area/delay frontier"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in points:
         row = [r["id"], r["unit"], r["label"], r["status"], _fmt(_metric(r, "asic", "area_um2"), 1),
