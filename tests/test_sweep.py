@@ -5,11 +5,13 @@ and Dask worker processes import through ``PYTHONPATH``."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,10 +21,11 @@ from hw.cli import main
 from hw.synth import config_from_args, find_unit
 from hw.synth.config import scripts_dir
 from hw.sweep import runners
-from hw.sweep.execute import Progress, run_sweep
+from hw.sweep.execute import Progress, _take, run_sweep
 from hw.sweep.pool import LocalPool
 from hw.sweep.report import pareto_front, write_sweep
-from hw.sweep.spec import SweepError, load_sweep
+from hw.sweep.spec import load_sweep
+from hw.sweep.task import Task, run_task
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -85,7 +88,8 @@ def test_json_sweep_files_are_read_like_toml(tmp_path):
     data = {"flows": ["generic"], "configs": [
         {"unit": "ref_mac", "params": {"width": [3, 4, 5], "stages": [0, 1], "op": "mac"},
          "exclude": [{"width": 5, "stages": 1}]},
-        {"id": "add_w{width}", "unit": "ref_mac", "label": "add, width {width}", "params": {"width": [4, 6], "op": "add"}}]}
+        {"id": "add_w{width}", "unit": "ref_mac", "label": "add, width {width}",
+         "params": {"width": [4, 6], "op": "add"}}]}
     toml = load_sweep(write(tmp_path / "s.toml", GRID))
     from_json = load_sweep(write(tmp_path / "s.json", json.dumps(data)))
     assert from_json.points == toml.points
@@ -187,6 +191,16 @@ def test_an_unreachable_scheduler_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "out" / "sweep.json").exists()
 
 
+def test_the_readme_sweep_file_is_valid(tmp_path):
+    import re
+    (example,) = re.findall(r"```toml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    sweep = load_sweep(write(tmp_path / "my-sweep.toml", example))
+    ids = [p.id for p in sweep.points]
+    assert len(ids) == 10 and "fp16_fma" in ids and sweep.baseline == "fp16_fma"
+    labels = [p.config.label for p in sweep.points[:6]]
+    assert "FMA e4m3:fn + e6m9, 2 stages" in labels and "FMA e5m2 + fp16, 2 stages" not in labels
+
+
 # ---- results, frontiers, progress ---------------------------------------------------------------------
 
 def test_pareto_front_keeps_the_points_no_other_beats_on_both_axes():
@@ -222,11 +236,11 @@ def test_progress_is_one_updating_line_on_a_terminal_and_plain_lines_otherwise()
         stream = _Stream(tty)
         meter = Progress(3, 3, stream)
         meter.task_finished(ran=False)
-        meter.point_finished(_outcome("a", "cached"), 0)
+        meter.point_finished(_outcome("a", "cached"))
         meter.task_finished(ran=True)
-        meter.point_finished(_outcome("b", "failed", "asic: yosys failed"), 1)
+        meter.point_finished(_outcome("b", "failed", "asic: yosys failed"))
         meter.task_finished(ran=True)
-        meter.point_finished(_outcome("c", "done"), 2)
+        meter.point_finished(_outcome("c", "done"))
         meter.close()
         if tty:
             assert stream.text.count("\n") == 2  # the failure line, and the end of the status line
@@ -362,9 +376,22 @@ def cluster():
         yield local
 
 
+#: Six points, two of them through the asic flow too (so the workers get the liberty).
+SIX_MIXED = """
+flows = ["generic"]
+[[configs]]
+unit = "ref_mac"
+params = { width = [3, 4], stages = [0, 1] }
+[[configs]]
+unit = "ref_mac"
+params = { width = [3, 4], op = "add" }
+flows = ["generic", "asic"]
+"""
+
+
 @pytest.mark.synth
 def test_a_dask_cluster_gives_the_local_pools_results_and_shares_its_cache(tmp_path, cluster, capsys):
-    path = write(tmp_path / "six.toml", SIX)
+    path = write(tmp_path / "six.toml", SIX_MIXED)
     local, remote = tmp_path / "local", tmp_path / "dask"
     assert main(["sweep", str(path), "-j", "2", "-o", str(local)]) == 0
     assert main(["sweep", str(path), "--scheduler", cluster.scheduler_address, "-o", str(remote)]) == 0
@@ -373,7 +400,8 @@ def test_a_dask_cluster_gives_the_local_pools_results_and_shares_its_cache(tmp_p
     assert "sweep: 6 done, 0 cached, 0 failed" in out
     a, b = (json.loads((d / "sweep.json").read_text()) for d in (local, remote))
     assert len(a["points"]) == 6 and a["points"] == b["points"] and a["versions"] == b["versions"]
-    assert _results(local) == _results(remote) and len(_results(local)) == 6  # same results, same keys
+    assert _results(local) == _results(remote) and len(_results(local)) == 8  # same results, same keys
+    assert sum(p["flows"].get("asic", {}).get("area_um2", 0) > 0 for p in b["points"]) == 2
     # Nothing of the workers' scratch folders leaks into results or messages.
     assert "lowbit-point-" not in (remote / "sweep.json").read_text()
     # The cluster's results are the local pool's cache, and the other way round.
@@ -431,3 +459,33 @@ def test_an_interrupted_sweep_resumes_from_the_cache(tmp_path):
     assert f"sweep: {6 - len(finished)} done, {len(finished)} cached, 0 failed" in again.stdout
     assert all(p.stat().st_mtime_ns == t for p, t in finished.items())  # not redone
     assert len(json.loads((out / "sweep.json").read_text())["points"]) == 6
+
+
+@pytest.mark.synth
+def test_a_task_off_the_clients_machine_returns_data_that_names_the_clients_folders(tmp_path):
+    config = config_from_args(find_unit("ref_mac"), {"width": 3})
+    dest = tmp_path / "client" / config.id
+    task = Task(id=config.id, point=config.id, unit="ref_mac", params=config.params, label=config.label,
+                flows=("generic",), dest=str(dest), inplace=False)
+    before = set(Path(tempfile.gettempdir()).glob("lowbit-point-*"))
+    result = run_task(task)
+    job = result["jobs"]["generic"]
+    assert job["status"] == "ok" and job["result"]["nand2_eq"] > 0 and "files" not in job
+    assert not dest.exists()  # the worker wrote nothing of the client's
+    assert set(Path(tempfile.gettempdir()).glob("lowbit-point-*")) == before  # scratch removed
+    # The key the client stores makes the same task come back cached, without running.
+    again = run_task(dataclasses.replace(task, known={"generic": job["key"]}))
+    assert again["jobs"]["generic"] == {"status": "cached", "key": job["key"], "seconds": 0.0}
+
+
+def test_a_failed_job_from_a_worker_replaces_the_clients_stale_result_with_its_logs(tmp_path):
+    dest = tmp_path / "p" / "asic"
+    dest.mkdir(parents=True)
+    (dest / "result.json").write_text('{"key": "old", "result": {}}')
+    message = f"asic: yosys failed (exit 1): ERROR: x; see {dest / 'asic.log'}"
+    job = {"status": "failed", "key": "new", "result": {"error": message}, "errors": [message],
+           "files": {"asic.log": "ERROR: x\n", "../escape.log": "no"}}
+    taken = _take(job, dest, inplace=False)
+    assert sorted(p.name for p in dest.iterdir()) == ["asic.log", "escape.log"]
+    assert (dest / "asic.log").read_text() == "ERROR: x\n" and "files" not in taken
+    assert not (tmp_path / "p" / "escape.log").exists()
