@@ -77,7 +77,7 @@ def _direct(points, root, env):
 def _dask_wall(sweep, out, workers, env, liberty):
     from distributed import Client, LocalCluster
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster, Client(cluster, set_as_default=False) as client:
+                      dashboard_address="127.0.0.1:0") as cluster, Client(cluster, set_as_default=False) as client:
         # The cluster's start-up is not the sweep's: a user's cluster is already running.
         return _sweep_wall(sweep, out, DaskPool(client=client), env, liberty)[0]
 

@@ -254,6 +254,25 @@ def test_progress_is_one_updating_line_on_a_terminal_and_plain_lines_otherwise()
             assert "\r" not in stream.text
 
 
+def test_the_eta_counts_down_between_points(monkeypatch):
+    import hw.sweep.execute as execute
+    clock = [100.0]
+    monkeypatch.setattr(execute.time, "monotonic", lambda: clock[0])
+    stream = _Stream(True)
+    meter = Progress(3, 3, stream)
+    assert meter.eta() == "?"
+    clock[0] = 110.0
+    meter.task_finished(ran=True)  # 10 s per task so far, 2 tasks left
+    assert meter.eta() == "20s"
+    clock[0] = 115.0
+    meter.tick()
+    assert stream.text.endswith("0/3 points: 0 done, 0 failed, 0 cached, ETA 15s")
+    clock[0] = 200.0
+    assert meter.eta() == "0s"  # late: never negative
+    meter.task_finished(ran=False)  # a cached task moves nothing
+    assert meter.eta() == "0s" and meter.ran == 1
+
+
 # ---- training points (stand-in runners, no tools) -------------------------------------------------------
 
 def _training_sweep(tmp_path, runner, extra="", widths=(3, 4, 5)):
@@ -366,13 +385,24 @@ def _results(out):
     return {str(p.parent.relative_to(out)): p.read_bytes() for p in sorted(Path(out).glob("*/*/result.json"))}
 
 
+def _listening(process):
+    """The addresses ``process`` listens on (TCP)."""
+    return {c.laddr.ip for c in process.net_connections(kind="inet") if c.status == "LISTEN"}
+
+
 @pytest.fixture
 def cluster():
-    """A Dask scheduler and two single-threaded worker processes on 127.0.0.1 over TCP."""
+    """A Dask scheduler and two single-threaded worker processes on 127.0.0.1 over TCP.
+
+    Its HTTP endpoints go to a random loopback port (8787 may belong to another cluster here)."""
     distributed = pytest.importorskip("distributed")
+    psutil = pytest.importorskip("psutil")  # a dependency of distributed
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  protocol="tcp", dashboard_address=None) as local:
+                                  protocol="tcp", dashboard_address="127.0.0.1:0") as local:
         assert local.scheduler_address.startswith("tcp://127.0.0.1:")
+        me = psutil.Process()
+        addresses = set().union(*(_listening(p) for p in [me, *me.children(recursive=True)]))
+        assert addresses == {"127.0.0.1"}  # scheduler and workers listen on loopback only
         yield local
 
 

@@ -96,9 +96,9 @@ def plan_tasks(points, out, workers, *, force=False, inplace=True, env=None, lib
 class Progress:
     """Progress of a sweep: one line redrawn in place on a terminal, plain lines otherwise.
 
-    Counts points: done, failed (including those that do not build), cached; the ETA divides the
-    time so far by the tasks that actually ran (cached ones take no time) and multiplies by the
-    tasks left.
+    Counts points: done, failed (including those that do not build), cached. The ETA is the time
+    per task so far (up to the last task that actually ran; cached ones take no time) times the
+    tasks left, less the time since that last task, so it counts down between points.
     """
 
     def __init__(self, total, tasks, stream=None, tty=None):
@@ -107,12 +107,14 @@ class Progress:
         self.total, self.tasks = total, tasks
         self.counts = {"done": 0, "failed": 0, "cached": 0}
         self.ran = self.finished_tasks = 0
-        self.start = time.monotonic()
+        self.start = self.last = time.monotonic()
         self._drawn = False
 
     def task_finished(self, ran):
         self.finished_tasks += 1
-        self.ran += bool(ran)
+        if ran:
+            self.ran += 1
+            self.last = time.monotonic()
 
     def eta(self):
         left = self.tasks - self.finished_tasks
@@ -120,7 +122,8 @@ class Progress:
             return "0s"
         if not self.ran:
             return "?"
-        return _duration((time.monotonic() - self.start) / self.ran * left)
+        now = time.monotonic()
+        return _duration(max(0.0, (self.last - self.start) / self.ran * left - (now - self.last)))
 
     def status(self):
         finished = sum(self.counts.values())
@@ -147,6 +150,12 @@ class Progress:
             self._drawn = True
         else:
             self._write(f"{line} (ETA {self.eta()})\n")
+
+    def tick(self):
+        """Redraw the status line (on a terminal) so that its ETA keeps time between points."""
+        if self.tty:
+            self._write(f"\r\033[K{self.status()}")
+            self._drawn = True
 
     def close(self):
         if self.tty and self._drawn:
@@ -196,6 +205,10 @@ def run_sweep(points, out, pool, *, env=None, liberty_file=None, force=False, pr
     taken = set()
     try:
         for task, result, reason in pool.run(tasks, data):
+            if task is None:  # nothing finished for a while: let the clock move
+                if meter:
+                    meter.tick()
+                continue
             if task.id in taken:  # a backend that delivers a task twice: the first result stands
                 continue
             taken.add(task.id)

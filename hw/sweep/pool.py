@@ -3,6 +3,8 @@
 Both backends take a list of :class:`~hw.sweep.task.Task` and yield ``(task, result, reason)``
 as tasks finish, in any order: ``result`` is what :func:`~hw.sweep.task.run_task` returned, or
 ``None`` with a one-line ``reason`` when the task could not be run. Each task is yielded once.
+While nothing finishes they yield ``(None, None, None)`` about every :data:`TICK` seconds, so
+that a progress line can move its clock.
 
 :class:`LocalPool` starts ``jobs`` processes (``spawn``: a fresh interpreter, like a cluster
 worker) and talks to each through a pipe, so it knows which task every process holds. A process
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
 import re
 import signal
 import socket
@@ -32,6 +35,8 @@ __all__ = ["LocalPool", "DaskPool", "PoolError", "ATTEMPTS"]
 
 #: How often a task may lose its process before the local pool reports it failed.
 ATTEMPTS = 3
+#: Seconds between the idle ticks of :meth:`LocalPool.run` and :meth:`DaskPool.run`.
+TICK = 1.0
 
 
 class PoolError(Exception):
@@ -126,7 +131,10 @@ class LocalPool:
                         continue
                     worker.task = queue.popleft()
                 busy = [w for w in workers if w.task is not None]
-                ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
+                ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=TICK)
+                if not ready:
+                    yield None, None, None
+                    continue
                 for worker in busy:
                     task = worker.task
                     if worker.conn in ready or worker.conn.poll():
@@ -210,18 +218,26 @@ class DaskPool:
         return f"Dask scheduler {self.address} ({len(info)} workers, {sum(info.values())} threads now)"
 
     def run(self, tasks, liberty_data=None):
-        from distributed import as_completed
         from distributed.scheduler import KilledWorker
         data = self.client.scatter(liberty_data, hash=True) if liberty_data is not None else None
         futures = {}
+        finished = queue.Queue()  # done callbacks run on the client's event loop thread
         run_id = uuid.uuid4().hex[:8]
         for task in tasks:
             key = f"lowbit-{run_id}-{re.sub(r'[^A-Za-z0-9._+-]', '_', task.id)}"
             future = self.client.submit(run_task, task, data, key=key, pure=False, retries=1)
             futures[future] = task
+            future.add_done_callback(finished.put)
         try:
-            for future in as_completed(futures, loop=self.client.loop):
-                task = futures.pop(future)
+            while futures:
+                try:
+                    future = finished.get(timeout=TICK)
+                except queue.Empty:
+                    yield None, None, None
+                    continue
+                task = futures.pop(future, None)
+                if task is None:  # a callback fired twice: the first one counted
+                    continue
                 try:
                     result = future.result()
                 except KilledWorker:
