@@ -1,5 +1,6 @@
 # Synthesis flows (see docs/synthesis.md). Examples:
-#   make synth                                   default matrix -> build/synth/report.{json,md}, area.png
+#   make synth                                   default matrix (hw/synth/scripts/matrix.toml, a sweep file)
+#                                                -> build/synth/report.{json,md}, area.png, sweep.{json,csv,md}
 #   make synth UNIT=fp8_fma ARGS="--acc-format e6m9 --stages 2"
 #   make synth-smoke                             one tiny design through every flow (about a minute)
 #   make train                                   every training recipe, both models -> build/train

@@ -5,6 +5,7 @@
     lowbit export UNIT [--param value ...] [-o FILE.v] [--name MODULE]
     lowbit synth  UNIT [--param value ...] [synth options]   (see ``lowbit synth --help``)
     lowbit train  [options]                        training emulation (``lowbit train --help``)
+    lowbit sweep  FILE [-j N | --scheduler ADDR] [-o DIR]      (see ``lowbit sweep --help``)
 
 User errors (a missing or unknown command, unknown unit, parameter or format, bad or missing values,
 an unusable output path, missing tools) print one line ``lowbit: error: ...`` naming the parameter
@@ -40,6 +41,8 @@ commands:
                              area/timing of one configuration (lowbit synth --help)
   train [--recipe NAME ...] [--model mlp|cnn] [--epochs N] [--seeds K] [--data ...] [-o DIR]
                              train through the recipes' golden arithmetic (lowbit train --help)
+  sweep FILE [-j N | --scheduler tcp://HOST:PORT] [-o DIR]
+                             run a sweep file's points locally or on Dask (lowbit sweep --help)
 """
 
 
@@ -146,8 +149,14 @@ def cmd_train(argv):
     return cli_main(argv)
 
 
+def cmd_sweep(argv):
+    """``lowbit sweep``: parses its own options and prints its own one-line errors."""
+    from .sweep.cli import cli_main
+    return cli_main(argv)
+
+
 COMMANDS = {"list": cmd_list, "formats": cmd_formats, "export": cmd_export, "synth": cmd_synth,
-            "train": cmd_train}
+            "train": cmd_train, "sweep": cmd_sweep}
 
 
 def _silence_unused():

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from hw.synth import cli_main, config_from_args, find_unit, load_matrix, premap_cells, run_configs
+from hw.synth import cli_main, config_from_args, find_unit, premap_cells, run_configs
 from hw.synth.config import BUNDLED_LIBERTY, PDK_LIBERTY, Liberty, find_liberty, scripts_dir
 from hw.synth.flows import SETTINGS, FlowEnv, fmax_from_report, tool_versions, unpack_liberty
 from hw.synth.reference import RefMac
@@ -156,17 +156,6 @@ def test_opensta_delay_is_period_minus_worst_slack(tmp_path, monkeypatch):
     assert opensta_delay(find_sta(), tmp_path, "opensta.tcl", 1000.0, "opensta.log") == pytest.approx(2.5)
 
 
-def test_matrix_entries_name_known_parameters():
-    configs, unavailable, baseline = load_matrix(scripts_dir() / "matrix.json")
-    data = json.loads((scripts_dir() / "matrix.json").read_text())
-    assert baseline in {e["id"] for e in data["configs"]}
-    assert {c.id for c in configs} | {u["id"] for u in unavailable} == {e["id"] for e in data["configs"]}
-    for entry in unavailable:  # only units not registered yet may be missing, never a typo
-        assert entry["unit"] not in UNITS, entry
-    smoke, missing, _ = load_matrix(scripts_dir() / "matrix.json", "smoke")
-    assert smoke and not missing
-
-
 def test_cli_config_ids_are_stable_and_label_the_given_flags():
     unit = find_unit("ref_mac")
     a = config_from_args(unit, {"width": 4})
@@ -293,6 +282,12 @@ def test_smoke_runs_every_flow_with_sane_numbers_and_repeats_exactly(tmp_path, m
                                  "source": "bundled"}
     markdown = (out / "report.md").read_text()
     assert "| ref_mac |" in markdown
+    # The smoke set is a sweep: its outputs come beside the report, with the same numbers.
+    sweep = json.loads((out / "sweep.json").read_text())
+    assert [p["flows"] for p in sweep["points"]] == [r["flows"] for r in report["configs"]]
+    assert sweep["frontier"]["area_delay"] == ["smoke_ref_mac4"]
+    assert (out / "sweep.csv").read_text().splitlines()[1].startswith("smoke_ref_mac4,ref_mac,")
+    assert (out / "pareto_area_delay.png").is_file() and (out / "area.png").is_file()
     assert "- Liberty: `hw/synth/liberty/sky130_fd_sc_hd__tt_025C_1v80.lib.gz` (bundled with lowbit)" in markdown
     assert cli_main(["--smoke", "--out", str(out), "-j", "2", "--force"]) == 0
     assert (out / "report.json").read_text() == first

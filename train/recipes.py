@@ -4,7 +4,7 @@ A :class:`Recipe` names, per tensor (weights, layer inputs, output gradients), t
 GEMM role (``fwd``: ``X W``, ``bwd_data``: ``dY W^T``, ``bwd_weight``: ``X^T dY``) the GEMM twin
 (the golden function and the unit parameters of the hardware it models); the weight-update rule;
 which layers stay in higher precision; and the synthesized configuration (an id of
-``hw/synth/scripts/matrix.json``) that stands for the recipe on the accuracy-vs-area chart. The
+``hw/synth/scripts/matrix.toml``) that stands for the recipe on the accuracy-vs-area chart. The
 training loop reads these fields and nothing else: a new recipe is one more entry in
 :data:`RECIPES`.
 """
@@ -31,7 +31,7 @@ class Recipe:
     bwd_weight: object
     update: object              # weight-update rule of the low-precision layers
     high_precision: tuple = ()  # ("first", "last"): GEMM layers that run the FP32 recipe instead
-    synth_id: str = None        # matrix.json id of the unit on the frontier chart
+    synth_id: str = None        # matrix.toml id of the unit on the frontier chart
     synth_note: str = ""        # why that unit (or why none)
     synth_also: tuple = ()      # further units of the recipe, listed beside it in report.md
     paper: str = ""

@@ -9,9 +9,8 @@ YoWASP tools in a work folder under ``build/synth/<config-id>/<flow>/``. Public 
 """
 
 from .cli import cli_main
-from .config import Config, config_from_args, find_unit, load_matrix
+from .config import Config, config_from_args, find_unit
 from .flows import FLOWS, premap_cells
 from .run import run_configs
 
-__all__ = ["cli_main", "Config", "config_from_args", "find_unit", "load_matrix", "FLOWS", "premap_cells",
-           "run_configs"]
+__all__ = ["cli_main", "Config", "config_from_args", "find_unit", "FLOWS", "premap_cells", "run_configs"]

@@ -1,9 +1,9 @@
 """What gets synthesized: configurations (unit + parameters), the default matrix, paths.
 
 A :class:`Config` names a registered unit (``hw.units.UNITS``) or the flows' own reference design
-(``ref_mac``) with its parameters. The default matrix and the smoke set live in
-``hw/synth/scripts/matrix.json`` beside the script templates (package data, so an installed lowbit
-has them); configurations whose unit is not registered (or does not build) are listed as not
+(``ref_mac``) with its parameters. The default matrix and the smoke set are a sweep file,
+``hw/synth/scripts/matrix.toml``, beside the script templates (package data, so an installed lowbit
+has them; :mod:`hw.sweep.spec` reads it); configurations that do not build are listed as not
 available instead of failing the run. :func:`find_liberty` chooses the sky130 liberty of the ASIC
 flow; a copy ships in ``hw/synth/liberty/``.
 """
@@ -21,8 +21,8 @@ from golden.formats import Format
 from ..units import UNITS, UnitError
 from .reference import REF_MAC
 
-__all__ = ["Config", "SynthError", "Liberty", "scripts_dir", "find_unit", "load_matrix",
-           "config_from_args", "find_liberty", "BUNDLED_LIBERTY", "PDK_LIBERTY", "json_value"]
+__all__ = ["Config", "SynthError", "Liberty", "scripts_dir", "find_unit", "config_from_args", "find_liberty",
+           "BUNDLED_LIBERTY", "PDK_LIBERTY", "json_value"]
 
 _HERE = Path(__file__).resolve().parent
 _LIBERTY_STEM = "sky130_fd_sc_hd__tt_025C_1v80"
@@ -50,7 +50,7 @@ class SynthError(Exception):
 def scripts_dir():
     """The package's ``scripts/`` folder: Yosys, ABC and OpenSTA script templates and the matrix."""
     path = _HERE / "scripts"
-    if not (path / "matrix.json").is_file():
+    if not (path / "matrix.toml").is_file():
         raise SynthError(f"synthesis scripts not found in {path} (an incomplete lowbit installation; "
                          "reinstall it)")
     return path
@@ -156,44 +156,9 @@ def _short(value):
     return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
-def _parse_params(unit, raw):
-    return {name: unit.param(name).parse(value) for name, value in raw.items()}
-
-
 def config_from_args(unit, params):
     """The configuration for ``lowbit synth UNIT --param value ...``; its id hashes the parameters."""
     resolved = {k: json_value(v) for k, v in unit.resolve(params).items()}
     digest = hashlib.sha256(json.dumps([unit.name, resolved], sort_keys=True).encode()).hexdigest()[:10]
     label = " ".join(f"{unit.param(k).flag} {_short(json_value(v))}" for k, v in params.items())
     return Config(id=f"{unit.name}-{digest}", unit=unit, params=dict(params), label=label or "(defaults)")
-
-
-def load_matrix(path, section="configs"):
-    """Configurations of ``section`` in the matrix file at ``path``.
-
-    Returns ``(configs, unavailable, baseline)``: ``unavailable`` lists ``{"id", "unit", "reason"}``
-    for entries whose unit is not registered. Raises :class:`SynthError` for a malformed file.
-    """
-    try:
-        data = json.loads(Path(path).read_text())
-        entries = data[section]
-    except (OSError, ValueError, KeyError) as e:
-        raise SynthError(f"cannot read the {section!r} list of matrix {path}: {e}") from None
-    configs, unavailable, seen = [], [], set()
-    for entry in entries:
-        cid = entry.get("id")
-        if not cid or cid in seen:
-            raise SynthError(f"matrix {path}: every entry needs a unique id (got {cid!r})")
-        seen.add(cid)
-        name = entry.get("unit", "")
-        if name not in UNITS and name not in REFERENCE_UNITS:
-            unavailable.append({"id": cid, "unit": name, "reason": "unit not registered"})
-            continue
-        unit = find_unit(name)
-        try:
-            params = _parse_params(unit, entry.get("params", {}))
-        except UnitError as e:
-            unavailable.append({"id": cid, "unit": name, "reason": str(e)})
-            continue
-        configs.append(Config(id=cid, unit=unit, params=params, label=entry.get("label", "")))
-    return configs, unavailable, data.get("baseline")
