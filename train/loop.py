@@ -81,10 +81,11 @@ def step_rng(seed, epoch, step):
 
 
 def run(recipe_name, model_name, data, epochs, seed, hyper=Hyper(), progress=None):
-    """Train one run; returns a dict: per-epoch loss / test accuracy / time, final accuracy, wall
+    """Train one run (``recipe_name``: a name or a :class:`train.recipes.Recipe`); returns a dict: per-epoch loss / test accuracy / time, final accuracy, wall
     time, peak memory and the final weights' digest. ``progress(line)`` gets one line per epoch."""
     t0 = time.perf_counter()
     recipe, model, opt = setup(recipe_name, model_name, data, seed, hyper)
+    recipe_name = recipe.name
     history = []
     for epoch in range(1, epochs + 1):
         te = time.perf_counter()

@@ -109,6 +109,9 @@ RECIPES = {r.name: r for r in (FP32, FP8_WANG2018, FP8_WANG2018_NOCHUNK, HFP8_SU
 
 
 def get_recipe(name):
+    """The recipe called ``name`` (a :class:`Recipe` passes through: sweeps train variants)."""
+    if isinstance(name, Recipe):
+        return name
     try:
         return RECIPES[name]
     except KeyError:

@@ -8,9 +8,15 @@ YoWASP tools in a work folder under ``build/synth/<config-id>/<flow>/``. Public 
 * :func:`premap_cells` — word-level cell counts of a component before technology mapping.
 """
 
-from .cli import cli_main
 from .config import Config, config_from_args, find_unit
 from .flows import FLOWS, premap_cells
 from .run import run_configs
+
+
+def cli_main(argv):
+    """``lowbit synth`` (:func:`hw.synth.cli.cli_main`, imported when called: the command sits above
+    :mod:`hw.sweep`, which builds on this package)."""
+    from .cli import cli_main as main
+    return main(argv)
 
 __all__ = ["cli_main", "Config", "config_from_args", "find_unit", "FLOWS", "premap_cells", "run_configs"]
