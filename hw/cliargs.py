@@ -6,11 +6,38 @@ Both command modules import this one; neither imports the other, so there is no 
 
 from __future__ import annotations
 
-__all__ = ["UsageError", "split_unit_args", "unit_help"]
+__all__ = ["UsageError", "split_unit_args", "split_options", "unit_help"]
 
 
 class UsageError(Exception):
     """A user error on the command line; its message is the line after ``lowbit: error:``."""
+
+
+def split_options(command, argv, flags, switches, stray):
+    """A command's options when it takes no unit parameters: ``{name: value or True}``.
+
+    ``flags`` take a value, ``switches`` do not; an unknown option or an argument that is no option
+    is a :class:`UsageError` (``stray`` says what the command expected instead).
+    """
+    i = 0
+    while i < len(argv):
+        key, eq, _ = argv[i].partition("=")
+        if not key.startswith("-"):
+            raise UsageError(f"unexpected argument {key!r} ({stray})")
+        if key not in flags + switches:
+            raise UsageError(f"unknown option {key!r} (lowbit {command} --help lists them)")
+        i += 1 if key in switches or eq else 2
+    return split_unit_args(_NoParameters(command), argv, flags, switches)[1]
+
+
+class _NoParameters:
+    """A command's stand-in for a unit: no parameter is known (only its extra flags are)."""
+
+    def __init__(self, name):
+        self.name, self.params = name, ()
+
+    def param(self, name):
+        raise UsageError(f"unknown option {'--' + name.replace('_', '-')!r}")
 
 
 def split_unit_args(unit, argv, extra_flags=(), extra_switches=()):

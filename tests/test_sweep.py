@@ -121,7 +121,7 @@ def test_the_default_matrix_is_a_sweep_file_with_its_ids_smoke_set_and_baseline(
     matrix = scripts_dir() / "matrix.toml"
     main_set, smoke = load_sweep(matrix), load_sweep(matrix, "smoke")
     ids = [p.id for p in main_set.points]
-    assert len(ids) == 18 and ids[0] == "fp8_e5m2_fma" and "accumulator_mac4_l8" in ids
+    assert len(ids) == len(set(ids)) >= 18 and ids[0] == "fp8_e5m2_fma" and "accumulator_mac4_l8" in ids
     assert main_set.baseline == "fp16_fma" in ids
     assert [p.id for p in smoke.points] == ["smoke_ref_mac4"]
     assert all(p.flows == ("generic", "asic", "ice40", "ecp5") for p in main_set.points + smoke.points)

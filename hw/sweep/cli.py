@@ -5,12 +5,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..cliargs import UsageError, split_unit_args
+from ..cliargs import UsageError, split_options
 from ..synth.cli import flow_environment, flows_option, jobs_option
 from ..synth.config import SynthError
 from ..synth.flows import FLOWS
 from ..tools import ToolError
-from ..units import Unit, UnitError
+from ..units import UnitError
 from .spec import MAIN_SET, SweepError, load_sweep
 
 __all__ = ["cli_main", "USAGE"]
@@ -38,7 +38,6 @@ when trainings report an accuracy). Exit status: 0 when every point finished, 1 
 
 _FLAGS = ("-j", "--jobs", "-o", "--out", "--scheduler", "--set", "--flows", "--liberty")
 _SWITCHES = ("--force", "-h", "--help")
-_OPTIONS_ONLY = Unit(name="sweep", summary="", module="", factory="")
 
 
 def _parse(argv):
@@ -48,15 +47,7 @@ def _parse(argv):
     if not argv or argv[0].startswith("-"):
         raise UsageError("sweep needs a sweep file (lowbit sweep FILE; lowbit sweep --help)")
     path, rest = argv[0], argv[1:]
-    i = 0
-    while i < len(rest):
-        key, eq, _ = rest[i].partition("=")
-        if not key.startswith("-"):
-            raise UsageError(f"unexpected argument {key!r} (one sweep file; options start with -)")
-        if key not in _FLAGS + _SWITCHES:
-            raise UsageError(f"unknown option {key!r} (lowbit sweep --help lists them)")
-        i += 1 if key in _SWITCHES or eq else 2
-    _, opts = split_unit_args(_OPTIONS_ONLY, rest, _FLAGS, _SWITCHES)
+    opts = split_options("sweep", rest, _FLAGS, _SWITCHES, "one sweep file; options start with -")
     for short, long in (("j", "jobs"), ("o", "out")):
         if short in opts and long in opts:
             raise UsageError(f"give -{short} or --{long}, not both")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..cliargs import UsageError, split_unit_args, unit_help
+from ..cliargs import UsageError, split_options, split_unit_args, unit_help
 from ..tools import ToolError
-from ..units import Unit, UnitError
+from ..units import UnitError
 from ..sweep.spec import SweepError
 from . import timing
 from .config import SynthError, config_from_args, find_liberty, find_unit, scripts_dir
@@ -38,7 +38,6 @@ reports name it too.
 
 _FLAGS = ("-j", "--jobs", "--out", "--liberty", "--flows", "--matrix")
 _SWITCHES = ("--force", "--smoke", "-h", "--help")
-_OPTIONS_ONLY = Unit(name="synth", summary="", module="", factory="")
 
 
 def _parse(argv):
@@ -49,15 +48,7 @@ def _parse(argv):
         if "matrix" in opts or "smoke" in opts:
             raise UsageError("--matrix and --smoke do not take a unit")
         return unit, params, opts
-    i = 0
-    while i < len(argv):
-        key, eq, _ = argv[i].partition("=")
-        if not key.startswith("-"):
-            raise UsageError(f"unexpected argument {key!r} (a unit name goes first)")
-        if key not in _FLAGS + _SWITCHES:
-            raise UsageError(f"unknown option {key!r} (lowbit synth --help lists them)")
-        i += 1 if key in _SWITCHES or eq else 2
-    _, opts = split_unit_args(_OPTIONS_ONLY, argv, _FLAGS, _SWITCHES)
+    opts = split_options("synth", argv, _FLAGS, _SWITCHES, "a unit name goes first")
     if "matrix" in opts and "smoke" in opts:
         raise UsageError("give --matrix or --smoke, not both")
     return None, {}, opts
