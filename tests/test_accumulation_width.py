@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from golden.studies import (LOST_CUTOFF, _curve, _kept, lost_terms, min_mantissa, product_magnitudes,
-                            vrr_measured, vrr_model_mc, vrr_theory)
+from golden.studies import (LOST_CUTOFF, _curve, _kept, gaussian_magnitudes, lost_terms, min_mantissa,
+                            product_magnitudes, vrr_measured, vrr_model_mc, vrr_theory)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,6 +83,28 @@ def test_chunking_composition():
         vrr_theory(8, 5, 100, chunk=64)
     with pytest.raises(ValueError):
         vrr_theory(8, 4, 64, products="e5m2")                        # e5m2 products have 5 bits
+
+
+def test_two_chunks_by_hand():
+    """n = 2 CL: the inner ratio VRR(CL), times the outer accumulation of two chunk sums (Gaussian,
+    variance CL VRR(CL), on the 6-bit grid): its second step loses, per binade k of the first chunk
+    sum, what truncation to 2**(k - 6) takes from the second; summed here in plain Python."""
+    M, CL = 6, 64
+    inner = vrr_theory(M, 5, CL)
+    pv, pp = gaussian_magnitudes(5)                    # the products: N(0, 1) on a 5-bit grid
+    sigma = math.sqrt(CL * inner * sum(p * v * v for v, p in zip(pv, pp)))
+    vals, probs = gaussian_magnitudes(M, sigma=sigma)
+    var = sum(p * v * v for v, p in zip(vals, probs))   # the first chunk sum's variance (grid incl.)
+    sd = math.sqrt(var)
+    lost = 0.0
+    for k in range(-50, 20):
+        pk = math.erfc(2.0 ** k / (sd * math.sqrt(2))) - math.erfc(2.0 ** (k + 1) / (sd * math.sqrt(2)))
+        u = 2.0 ** (k - M)
+        kept = sum(p * (u * math.floor(v / u)) ** 2 for v, p in zip(vals, probs))
+        lost += pk * (var - kept) / var
+    want = inner * (1 - lost / 2)
+    assert vrr_theory(M, 5, 2 * CL, chunk=CL) == pytest.approx(want, rel=1e-9)
+    assert vrr_theory(M, 5, 2 * CL, chunk=CL) < inner
 
 
 def test_min_mantissa():
