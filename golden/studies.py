@@ -273,7 +273,8 @@ def _grid_bits(pos):
 
 
 def _lost_steps(m_acc, N, dist, rounding):
-    """Model energy lost by steps 2 ... N (index i - 2), in units of the products' variance."""
+    """Model energy lost by steps 2 ... N (index i - 2), in units of the products' variance:
+    ``sum_k P_i(k) L(2**(k - m_acc))``, equations (3) and (4) of docs/studies.md."""
     vals, probs = dist
     var = float(np.sum(probs * vals ** 2))
     sigma_p = math.sqrt(var)
@@ -295,7 +296,9 @@ def _lost_steps(m_acc, N, dist, rounding):
 
 def vrr_theory(m_acc, m_p, n, chunk=0, products="gaussian", rounding="trunc"):
     """Variance retention ratio of ``n`` products summed into an ``m_acc``-bit mantissa (Sakr et al.
-    2019's swamping model, evaluated as in the notes above; docs/studies.md).
+    2019's swamping model, evaluated as in the notes above): equations (3)-(6) of docs/studies.md,
+    lowbit's evaluation of the model, not a transcription of the paper's closed form (which could not
+    be checked, see there).
 
     ``m_p``: fraction bits of the products. ``products``: ``"gaussian"`` (the paper's assumption:
     ``N(0, 1)`` on an ``m_p``-bit grid) or an operand format such as ``"e5m2"`` (the exact distribution
@@ -336,7 +339,8 @@ def _dist(m_p, products):
 
 
 def _curve(m_acc, N, dist, rounding):
-    """VRR for n = 0 ... N (index n; entry 0 unused) of the model with addends ``dist``."""
+    """VRR for n = 0 ... N (index n; entry 0 unused) of the model with addends ``dist``: equation
+    (5) of docs/studies.md."""
     lost = np.zeros(N + 1)
     if N > 1:
         lost[2:] = np.cumsum(_lost_steps(m_acc, N, dist, rounding))
@@ -352,7 +356,8 @@ def _plain_curve(m_acc, m_p, products, rounding, N):
 @lru_cache(maxsize=256)
 def _outer_curve(m_acc, m_p, products, rounding, chunk, N):
     """The outer accumulation of ``N`` chunk sums: Gaussian (central limit) with the variance the
-    inner accumulation retained, on the accumulator's ``m_acc``-bit grid."""
+    inner accumulation retained, on the accumulator's ``m_acc``-bit grid (equation (6) of
+    docs/studies.md)."""
     dist = _dist(m_p, products)
     var_p = float(np.sum(dist[1] * dist[0] ** 2))
     inner = float(_plain_curve(m_acc, m_p, products, rounding, chunk)[chunk])
@@ -361,7 +366,8 @@ def _outer_curve(m_acc, m_p, products, rounding, chunk, N):
 
 
 def lost_terms(vrr, n):
-    """``n (1 - VRR)``: the variance lost, in units of one product's variance (``ln v(n)``)."""
+    """``n (1 - VRR)``: the variance lost, in units of one product's variance (``ln v(n)``; the
+    cut-off (2) of docs/studies.md is ``ln 50``)."""
     return np.asarray(n) * (1.0 - np.asarray(vrr))
 
 
@@ -415,7 +421,7 @@ def vrr_measured(widths, lengths, chunks=(0, 64), trials=1024, seed=0, operand_f
             ex[n].append(exact_dot_values(a[:, :n], b[:, :n], fmt))
         for M, ch, n in keys:
             acc = parse_format(f"e{acc_exp}m{M}")
-            kw = dict(acc_fmt=acc, lanes=1, chunk=ch if ch and n > ch else 0, rounding=rounding)
+            kw = dict(acc_fmt=acc, lanes=1, chunk=ch, rounding=rounding)
             res[(M, ch, n)].append(acc.decode(dot(a[:, :n], b[:, :n], fmt, fmt, **kw)))
         done += t
     ex = {n: np.concatenate(v) for n, v in ex.items()}

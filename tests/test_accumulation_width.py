@@ -162,7 +162,7 @@ def test_measured_rows():
         [(M, c, n) for M in (8, 10) for c in (0, 64) for n in (64, 128)]
     for r in rows:
         assert r["trials"] == 32 and r["lost"] == pytest.approx(r["n"] * (1 - r["vrr"]))
-    # up to one chunk, chunking changes nothing: same data, same bits
+    # up to one chunk, chunking changes nothing (the result is round(-0 + inner)): same data, same bits
     by = {(r["M"], r["chunk"], r["n"]): r for r in rows}
     assert by[(8, 0, 64)]["vrr"] == by[(8, 64, 64)]["vrr"]
 
