@@ -22,7 +22,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from golden.formats import parse_format
-from golden.lfsr import lfsr_words
+from golden.lfsr import lfsr_lane_words, lfsr_words
 from golden.raw import Raw, round_raw, unpack
 from hw.align import shift_left, shift_right_sticky
 from hw.float import Unpack
@@ -558,6 +558,24 @@ def test_lfsr_enabled_cycles_see_golden_words(width, taps, seed, rand_bits):
     assert i == sum(enables) > 150
 
 
+@pytest.mark.parametrize("width, seed, rand_bits, words", [(31, 0x1234567, 8, 8), (17, 1, 5, 3), (16, 0xACE1, 8, 2)])
+def test_lfsr_words_per_cycle_are_consecutive_golden_words(width, seed, rand_bits, words):
+    """An LFSR handing out several words per enabled cycle gives, in cycle i, words i*N ... i*N+N-1
+    of the one-word sequence (golden.lfsr.lfsr_lane_words), word 0 in the low bits."""
+    rng = rng_for("lfsr-words", width, words)
+    enables = (rng.random(120) < 0.6).astype(int).tolist()
+    seen = run_lfsr(LFSR(width, None, seed, rand_bits, words=words), enables)
+    lanes = lfsr_lane_words(width, None, seed, rand_bits, words, sum(enables) + 1).tolist()
+    flat = lfsr_words(width, None, seed, rand_bits, words * (sum(enables) + 1)).tolist()
+    assert [w for row in lanes for w in row] == flat
+    mask = (1 << rand_bits) - 1
+    i = 0
+    for en, r in zip(enables, seen):
+        assert [(r >> (k * rand_bits)) & mask for k in range(words)] == lanes[i]
+        i += en
+    assert i > 40
+
+
 def test_lfsr_reset_restarts_the_sequence():
     enables = [1] * 40 + [0, 1, 1, 0] + [1] * 20
     seen = run_lfsr(LFSR(16, None, 0xBEEF, 8), enables, reset_at={30})
@@ -654,6 +672,7 @@ def test_pipeline_rejects_unknown_or_repeated_cut():
     (lambda: LFSR(16, rand_bits=17), ("rand_bits",)),
     (lambda: LFSR(2), ("lfsr_width",)),
     (lambda: LFSR(16, taps=(15, 3)), ("lfsr_taps",)),
+    (lambda: LFSR(16, words=0), ("words", "between 1 and 512")),
     (lambda: check_stages(-1), ("stages", "0 and 16")),
     (lambda: check_stages(17), ("stages", "0 and 16")),
     (lambda: check_stages(True), ("stages", "integer")),
