@@ -86,7 +86,8 @@ def run_configs(configs, flows, out, env, jobs=2, force=False):
                 unavailable.append({"id": config.id, "unit": config.unit.name, "reason": reason})
                 continue
             results[config.id] = {"id": config.id, "unit": config.unit.name, "label": config.label,
-                                  "params": config.resolved, "macs": config.macs, "stages": config.stages,
+                                  "params": config.resolved, "macs": config.macs, "lanes": config.lanes,
+                                  "stages": config.stages,
                                   "flows": {}, "errors": []}
             pending += [(config.id, flow, pool.submit(_job, ready, flow, out, env, force)) for flow in flows]
         for cid, flow, future in pending:
