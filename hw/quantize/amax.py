@@ -9,7 +9,8 @@ code; ``-0`` counts as ``+0``.
 
 Datapath::
 
-    per lane: drop the sign bit -> unsigned maximum over the lanes -> [stages registers]
+    per lane: drop the sign bit -> unsigned maximum over the lanes, most significant bit first
+       (with stages >= 2 a register in the middle of its bit chain) -> [registers]
     -> running maximum (cleared after each packet's last beat); a packet's last beat writes the
        maximum with it into the output register (o.payload)
 
@@ -19,7 +20,7 @@ Back-pressure: everything advances only while the output register is empty or be
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, EnableInserter, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, EnableInserter, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -28,13 +29,17 @@ from ..pipeline import Pipeline, check_stages
 from ..validate import rejects_quietly
 from .common import check_quant_lanes, check_source
 
-__all__ = ["Amax", "MAX_STAGES"]
+__all__ = ["Amax", "MAX_STAGES", "CUTS", "unsigned_maximum"]
 
-#: Most registers between the lanes' maximum and the running maximum.
+#: Most registers in the reducer's pipeline.
 MAX_STAGES = 4
+#: Register positions, input to output (see :class:`hw.pipeline.Pipeline`): in the middle of the
+#: lanes' maximum (the candidates, the top half of its bits and the lanes' low halves), after it.
+#: One register goes after the maximum; from two on, one splits the maximum's chain.
+CUTS = ("lane_max_top", "lane_max")
 
 
-def unsigned_maximum(m, values, name):
+def unsigned_maximum(m, values, name, split=None):
     """The unsigned maximum of ``values`` (equal widths), most significant bit first.
 
     Every value starts as a candidate; at each bit, if some candidate has it set, the candidates
@@ -42,11 +47,21 @@ def unsigned_maximum(m, values, name):
     ``3 * len(values)`` gates per bit and no comparator or result multiplexer: on sky130 about
     half the area of a tree of compare-and-select (9 x 15 bits: 1,728 against 3,581 µm²), at
     a depth linear in the width.
+
+    ``split = (bit, stage)`` cuts the chain above ``bit``: ``stage(*signals)`` receives the
+    candidates, the maximum's bits so far and the values' bits ``bit ... 0`` and returns them
+    (registered, for a pipeline register in the middle of the chain).
     """
     width = len(values[0])
-    candidates = [None] * len(values)
+    candidates = [None] * len(values)              # None: still a candidate (before the first bit)
     bits = []
     for b in reversed(range(width)):
+        if split is not None and b == split[0] and b < width - 1:
+            low = [v[:b + 1] for v in values]
+            staged = split[1](Cat(*candidates), Cat(*bits), *low)
+            candidates = list(staged[0])
+            bits = list(staged[1])
+            values = [Cat(v, Const(0, width - b - 1)) for v in staged[2:]]
         hits = [v[b] if c is None else c & v[b] for c, v in zip(candidates, values)]
         bit = Signal(name=f"{name}_bit{b}")
         m.d.comb += bit.eq(Cat(*hits).any())
@@ -79,9 +94,19 @@ class _Core(wiring.Component):
         par = self._p
         mag_bits = par._source.width - 1
         mags = [self.beat.x[k].as_value()[:mag_bits] for k in range(par._lanes)]
-        beat_max = unsigned_maximum(m, mags, "lane_max")
-        pipe = Pipeline(m, par._stages, ["lane_max"], valid_in=self.beat_valid)
-        staged_max, last = pipe.cut("lane_max", beat_max, self.beat.last)
+        pipe = Pipeline(m, par._stages, CUTS, valid_in=self.beat_valid)
+        last = [self.beat.last]
+
+        def stage(*signals):
+            *out, last[0] = pipe.cut("lane_max_top", *signals, last[0])
+            return out
+
+        # The chain is split only where a register goes (two stages or more).
+        split = mag_bits // 2 if pipe.counts["lane_max_top"] and mag_bits > 1 else None
+        beat_max = unsigned_maximum(m, mags, "lane_max", split=None if split is None else (split, stage))
+        if split is None:
+            last[0] = pipe.cut("lane_max_top", last[0])
+        staged_max, last = pipe.cut("lane_max", beat_max, last[0])
         beat = pipe.valid_out if par._stages else self.beat_valid
 
         running = Signal(mag_bits, name="running_max")          # 0: the identity of the maximum
@@ -106,7 +131,8 @@ class Amax(wiring.Component):
     source : str or FloatFormat
         Radix-2 float format of the codes (``fp16`` by default).
     stages : int
-        Registers between the lanes' maximum and the running maximum (0 to :data:`MAX_STAGES`).
+        Registers before the running maximum (0 to :data:`MAX_STAGES`): the first after the lanes'
+        maximum, the second in the middle of its bit chain, more after it (:data:`CUTS`).
 
     Members
     -------
