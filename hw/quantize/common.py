@@ -15,13 +15,12 @@ from amaranth.lib.wiring import In, Out
 from golden.checks import check_bool, check_int
 from golden.formats import float_format_param
 
-from ..float import FloatLayout, RawLayout, Unpack, exp_shape_for
 from ..align import shift_left
+from ..float import FloatLayout, RawLayout, Unpack, exp_shape_for
 from ..lzc import leading_zeros
 from ..validate import rejects_quietly
 
-__all__ = ["MAX_LANES", "check_source", "check_quant_lanes", "SourceRaw", "look_bits", "pack_lanes",
-           "scaled_exponent"]
+__all__ = ["MAX_LANES", "check_source", "check_quant_lanes", "SourceRaw", "pack_lanes", "scaled_exponent"]
 
 #: Most lanes a quantizer or reducer unit may have.
 MAX_LANES = 64
@@ -33,12 +32,8 @@ def check_source(source):
 
 
 def check_quant_lanes(lanes):
+    """The ``lanes`` parameter of the quantizers and the reducer (1 to :data:`MAX_LANES`)."""
     return check_int("lanes", lanes, 1, MAX_LANES)
-
-
-def look_bits(rounding, rand_bits):
-    """Bits below the last place a rounding mode examines (``docs/arithmetic.md`` section 4.2)."""
-    return {"rtz": 0, "rne": 1, "rna": 1, "sr": rand_bits}[rounding]
 
 
 def pack_lanes(m, values, name):

@@ -25,12 +25,13 @@ from golden.checks import check_int, check_rand_bits, check_rounding
 from golden.mac4 import twos_width
 from golden.quantize import LUQ_FP4, luq_scale_exp_range
 
+from ..addalign import look_bits
 from ..float import exp_shape_for
 from ..pipeline import Pipeline, check_stages
 from ..rounder import Rounder
 from ..stochastic_round.lfsr import RandSource
 from ..validate import rejects_quietly
-from .common import SourceRaw, check_quant_lanes, check_source, look_bits, pack_lanes, scaled_exponent
+from .common import SourceRaw, check_quant_lanes, check_source, pack_lanes, scaled_exponent
 
 __all__ = ["LUQ", "MAX_SCALE_BITS", "min_scale_bits", "CUTS"]
 

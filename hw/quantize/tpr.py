@@ -26,13 +26,14 @@ from amaranth.lib.wiring import In, Out
 from golden.checks import check_rand_bits, check_rounding
 from golden.mac4 import FP4, OFFSET_MAX, OFFSET_MIN
 
+from ..addalign import look_bits
 from ..float import exp_shape_for
 from ..mac4 import OFFSET_BITS
 from ..pipeline import Pipeline, check_stages
 from ..rounder import Rounder
 from ..stochastic_round.lfsr import RandSource
 from ..validate import rejects_quietly
-from .common import SourceRaw, check_quant_lanes, check_source, look_bits, pack_lanes, scaled_exponent
+from .common import SourceRaw, check_quant_lanes, check_source, pack_lanes, scaled_exponent
 
 __all__ = ["TPRQuantize", "CUTS"]
 
