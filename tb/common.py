@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, Timer
+from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge, Timer
 
 __all__ = ["rng_for", "drive_comb", "PipelineTB", "log_seed", "pack_lanes", "unpack_lanes", "sample_codes"]
 
@@ -82,12 +82,16 @@ async def drive_comb(dut, inputs, outputs):
 class PipelineTB:
     """Clock, reset, a driver with random idle cycles and a ``valid_out`` monitor.
 
-    The monitor samples in ``ReadOnly`` after each rising edge and never writes.
+    The monitor samples in ``ReadOnly`` after each rising edge and never writes. A clocked unit with
+    combinational outputs (zero stages, clocked only for an internal LFSR) is sampled at the falling
+    edge instead (``combinational=True``): after the rising edge its outputs already belong to the
+    next inputs.
     """
 
-    def __init__(self, dut, period_ns=10):
+    def __init__(self, dut, period_ns=10, combinational=False):
         self.dut = dut
         self.period_ns = period_ns
+        self.combinational = combinational
         cocotb.start_soon(Clock(dut.clk, period_ns, unit="ns").start())
 
     async def reset(self, cycles=2):
@@ -112,7 +116,7 @@ class PipelineTB:
 
         async def monitor():
             while True:
-                await RisingEdge(dut.clk)
+                await (FallingEdge(dut.clk) if self.combinational else RisingEdge(dut.clk))
                 await ReadOnly()
                 if int(dut.valid_out.value):
                     for name, handle in ports_out:

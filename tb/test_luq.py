@@ -48,7 +48,7 @@ class TB:
         self.S = len(dut.scale_exp)
         self.s_lo, self.s_hi = -(1 << (self.S - 1)), (1 << (self.S - 1)) - 1
         self.clocked = self.lfsr or p["stages"] > 0
-        self.pipe = PipelineTB(dut) if self.clocked else None
+        self.pipe = PipelineTB(dut, combinational=p["stages"] == 0) if self.clocked else None
         assert len(dut.q) == 4 * self.N and len(dut.x) == self.src.width * self.N
 
     async def run(self, x, scale, rand, rng, idle_prob=0.3):
@@ -167,6 +167,7 @@ async def stochastic_paths(dut):
 CONFIGS = {
     "fp16-l8-sr-port": {"lanes": 8, "source": "fp16", "rounding": "sr", "rand_source": "port"},
     "fp16-l4-rne-s1": {"lanes": 4, "source": "fp16", "rounding": "rne", "stages": 1},
+    "defaults": {},
     "fp16-l8-sr-lfsr-s2": {"lanes": 8, "source": "fp16", "rounding": "sr", "stages": 2, "seed": 0x2C0FFEE},
     "bf16-l4-sr-port-r12": {"lanes": 4, "source": "bf16", "rounding": "sr", "rand_source": "port", "rand_bits": 12},
     "fp32-l2-rne-scale12": {"lanes": 2, "source": "fp32", "rounding": "rne", "scale_bits": 12},
