@@ -290,7 +290,8 @@ register(Unit(
     params=(
         Param("lanes", "int", 8, "codes per beat N (1 to 64)"),
         Param("source", "format", "fp16", "format of the codes (radix-2 float)"),
-        Param("stages", "int", 0, "registers between the lanes' maximum and the running maximum (0 to 4)"),
+        Param("stages", "int", 0, "registers before the running maximum (0 to 4): after the lanes' maximum, "
+              "from 2 on one splitting its bit chain"),
     ),
 ))
 
