@@ -166,10 +166,10 @@ CONFIGS = {
     "fp16-l8": {"lanes": 8, "source": "fp16"},
     "fp16-l3-s2": {"lanes": 3, "source": "fp16", "stages": 2},
     "fp32-l4-s1": {"lanes": 4, "source": "fp32", "stages": 1},
-    "e4m3-l1": {"lanes": 1, "source": "fp8_e4m3"},
 }
 
 LONG_CONFIGS = {
+    "e4m3-l1": {"lanes": 1, "source": "fp8_e4m3"},
     "bf16-l16-s4": {"lanes": 16, "source": "bf16", "stages": 4},
     "e5m2-l64": {"lanes": 64, "source": "e5m2"},
 }

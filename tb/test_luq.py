@@ -168,13 +168,15 @@ CONFIGS = {
     "fp16-l8-sr-port": {"lanes": 8, "source": "fp16", "rounding": "sr", "rand_source": "port"},
     "fp16-l4-rne-s1": {"lanes": 4, "source": "fp16", "rounding": "rne", "stages": 1},
     "defaults": {},
-    "fp16-l8-sr-lfsr-s2": {"lanes": 8, "source": "fp16", "rounding": "sr", "stages": 2, "seed": 0x2C0FFEE},
-    "bf16-l4-sr-port-r12": {"lanes": 4, "source": "bf16", "rounding": "sr", "rand_source": "port", "rand_bits": 12},
+    "bf16-l4-sr-lfsr-r12-s2": {"lanes": 4, "source": "bf16", "rounding": "sr", "rand_bits": 12, "stages": 2,
+                               "seed": 0x2C0FFEE},
     "fp32-l2-rne-scale12": {"lanes": 2, "source": "fp32", "rounding": "rne", "scale_bits": 12},
 }
 
 LONG_CONFIGS = {
     "fp16-l1-sr-port-r3": {"lanes": 1, "source": "fp16", "rounding": "sr", "rand_source": "port", "rand_bits": 3},
+    "bf16-l4-sr-port-r12": {"lanes": 4, "source": "bf16", "rounding": "sr", "rand_source": "port", "rand_bits": 12},
+    "fp16-l8-sr-lfsr-s2": {"lanes": 8, "source": "fp16", "rounding": "sr", "stages": 2, "seed": 0x2C0FFEE},
     "fp16-l16-sr-port-r16": {"lanes": 16, "source": "fp16", "rounding": "sr", "rand_source": "port",
                              "rand_bits": 16, "stages": 3},
     "e5m2-l8-sr-lfsr17": {"lanes": 8, "source": "e5m2", "rounding": "sr", "lfsr_width": 17},
