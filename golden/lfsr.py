@@ -15,7 +15,8 @@ import numpy as np
 
 from .checks import check_int
 
-__all__ = ["DEFAULT_TAPS", "check_lfsr", "lfsr_step", "lfsr_words", "is_primitive", "reciprocal_taps"]
+__all__ = ["DEFAULT_TAPS", "check_lfsr", "lfsr_step", "lfsr_words", "lfsr_lane_words", "is_primitive",
+           "reciprocal_taps"]
 
 #: Maximal-length tap sets (exponents of the feedback polynomial; Xilinx XAPP052's table).
 #: ``tests/test_golden_lfsr.py`` proves each polynomial primitive.
@@ -84,6 +85,18 @@ def lfsr_words(width, taps, seed, rand_bits, count):
             state = lfsr_step(state, width, taps)
         out[i] = state & mask
     return out
+
+
+def lfsr_lane_words(width, taps, seed, rand_bits, lanes, count):
+    """The words of an LFSR handing out ``lanes`` words per step: shape ``(count, lanes)`` (uint64).
+
+    Row ``i`` (the ``i``-th enabled cycle after reset) holds words ``i * lanes ... i * lanes +
+    lanes - 1`` of :func:`lfsr_words`: what a one-word LFSR would give over ``lanes`` cycles, so an
+    ``N``-lane unit rounds exactly as a one-lane unit fed its lanes one after the other.
+    """
+    lanes = check_int("lanes", lanes, 1)
+    count = check_int("count", count, 0)
+    return lfsr_words(width, taps, seed, rand_bits, lanes * count).reshape(count, lanes)
 
 
 def _polymulmod(a, b, mod, deg):

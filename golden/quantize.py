@@ -53,7 +53,7 @@ from .raw import div_raw, from_float, round_raw, round_to_int
 __all__ = [
     "SAWB_C1", "SAWB_C2", "quantize_fp4", "tpr_quantize", "gradscale_update", "gradscale_init",
     "quantize_int4_pact", "quantize_int4_maxabs", "quantize_int4_sawb",
-    "amax", "amax_codes", "LUQ_FP4", "LUQ_TOP", "luq_scale_exp", "luq_alpha", "luq_quantize",
+    "amax", "amax_codes", "LUQ_FP4", "LUQ_TOP", "luq_scale_exp", "luq_scale_exp_range", "luq_alpha", "luq_quantize",
     "luq_quantize_codes", "luq_decode", "luq_smp",
     "GradQuant", "ptq_quantize", "psq_quantize", "bhq_plan", "bhq_quantize", "grad_dequantize",
 ]
@@ -326,6 +326,18 @@ def luq_scale_exp(max_abs):
     mant, e = np.frexp(m)                     # m = mant * 2**e, 0.5 <= mant < 1
     ceil_log2 = np.where(mant == 0.5, e - 1, e).astype(np.int64)
     return np.where(m == 0, 0, ceil_log2 - LUQ_TOP)
+
+
+def luq_scale_exp_range(x_format):
+    """``(lo, hi)``: the :func:`luq_scale_exp` of the smallest and the largest finite positive
+    magnitude of the radix-2 float format ``x_format``, so every maximum of a tensor of its codes has
+    its power-of-two scale in ``lo ... hi`` (0, of an all-zero tensor, included). For fp16
+    ``(-30, 10)``, for bf16 ``(-139, 122)``, for fp32 ``(-155, 122)``."""
+    fmt = float_format_param("x_format", x_format)
+    smallest = fmt.decode(np.array([1 if fmt.subnormals and fmt.man_bits else 1 << fmt.man_bits]))
+    largest = fmt.decode(np.array([fmt.max_code]))
+    lo, hi = luq_scale_exp(np.concatenate([smallest, largest])).tolist()
+    return min(lo, 0), max(hi, 0)
 
 
 def _luq_round(raw, rounding, rbits, rand_bits):

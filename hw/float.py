@@ -13,7 +13,16 @@ from amaranth.lib.wiring import In, Out
 from golden.formats import FloatFormat
 from .validate import rejects_quietly
 
-__all__ = ["FloatLayout", "FloatView", "RawLayout", "LaneSumLayout", "Unpack", "radix2_format", "exp_shape_for"]
+__all__ = ["FloatLayout", "FloatView", "RawLayout", "LaneSumLayout", "Unpack", "radix2_format", "float_format",
+           "exp_shape_for"]
+
+
+def float_format(fmt):
+    """``fmt`` itself if it is a :class:`FloatFormat` object of radix 2 or 4 (see
+    :func:`radix2_format`; only the rounder takes radix-4 formats)."""
+    if not isinstance(fmt, FloatFormat):
+        raise TypeError(f"expected a FloatFormat object, not {fmt!r}")
+    return fmt
 
 
 def radix2_format(fmt):

@@ -161,13 +161,13 @@ class Unit:
         return " ".join(out)
 
 
-def _rand_source_params(default_source):
+def _rand_source_params(default_source, lfsr_width=16):
     """The parameters of :class:`hw.stochastic_round.lfsr.RandSource` (units with a ``rand`` port
     or an internal LFSR)."""
     return (
         Param("rand_bits", "int", 8, "random bits R per rounding (sr only)"),
         Param("rand_source", "choice", default_source, "where sr's random bits come from", ("port", "lfsr")),
-        Param("lfsr_width", "int", 16, "LFSR state width (lfsr source)"),
+        Param("lfsr_width", "int", lfsr_width, "LFSR state width (lfsr source)"),
         Param("lfsr_taps", "ints", None, "LFSR feedback taps, e.g. 16,15,13,4 (default: a maximal-length "
               "polynomial for the width)"),
         Param("seed", "int", 1, "LFSR reset state (nonzero)"),
@@ -249,6 +249,49 @@ register(Unit(
         Param("rand_bits", "int", 8, "random bits R per rounding (acc mode, sr only)"),
         Param("acc_bits", "int", 32, "integer accumulator width, wraps around (int mode)"),
         Param("stages", "int", 0, "register stages (0 = combinational)"),
+    ),
+))
+
+
+register(Unit(
+    name="luq",
+    summary="LUQ 4-bit gradient quantizer (Chmiel et al. 2023): N lanes, alpha = 2**scale_exp, fp4_luq codes",
+    module="hw.quantize.luq", factory="LUQ",
+    params=(
+        Param("lanes", "int", 8, "codes per beat N (1 to 64)"),
+        Param("source", "format", "fp16", "format of x (radix-2 float: fp16, bf16, fp32, ...)"),
+        Param("scale_bits", "int", None, "width of the signed scale_exp port (default: the smallest "
+              "holding the scale of every maximum of the source, 6 for fp16, 9 for bf16/fp32; up to 17)"),
+        Param("rounding", "choice", "sr", "sr (LUQ) or rne", ("sr", "rne")),
+        *_rand_source_params("lfsr", lfsr_width=31),
+        Param("stages", "int", 0, "register stages (0 = combinational datapath)"),
+    ),
+))
+
+
+register(Unit(
+    name="tpr_quantize",
+    summary="two-phase radix-4 FP4 gradient quantizer (Sun et al. 2020): N lanes, codes g0, g1 for mac4",
+    module="hw.quantize.tpr", factory="TPRQuantize",
+    params=(
+        Param("lanes", "int", 8, "values per beat N (1 to 64)"),
+        Param("source", "format", "fp16", "format of x (radix-2 float: fp16, bf16, fp32, ...)"),
+        Param("rounding", "choice", "rne", "rounding mode onto the radix-4 grid", ROUNDING_MODES),
+        *_rand_source_params("lfsr", lfsr_width=31),
+        Param("stages", "int", 0, "register stages (0 = combinational datapath)"),
+    ),
+))
+
+
+register(Unit(
+    name="amax",
+    summary="streaming max-magnitude reducer: N float codes per beat, one magnitude code per packet",
+    module="hw.quantize.amax", factory="Amax",
+    params=(
+        Param("lanes", "int", 8, "codes per beat N (1 to 64)"),
+        Param("source", "format", "fp16", "format of the codes (radix-2 float)"),
+        Param("stages", "int", 0, "registers before the running maximum (0 to 4): after the lanes' maximum, "
+              "from 2 on one splitting its bit chain"),
     ),
 ))
 

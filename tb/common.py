@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, Timer
+from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge, Timer
 
 __all__ = ["rng_for", "drive_comb", "PipelineTB", "log_seed", "StreamSource", "StreamSink",
-           "accumulator_beats", "accumulator_mac4_beats"]
+           "accumulator_beats", "accumulator_mac4_beats", "pack_lanes", "unpack_lanes", "sample_codes"]
 
 
 def rng_for(tag=""):
@@ -25,6 +25,28 @@ def rng_for(tag=""):
 
 def log_seed(dut, what):
     dut._log.info("%s: seed %d (rerun with LOWBIT_SEED=%d)", what, cocotb.RANDOM_SEED, cocotb.RANDOM_SEED)
+
+
+def pack_lanes(rows, width):
+    """Rows of lane values (n, N) as one Python integer per beat, lane 0 in the low bits."""
+    return [sum(int(v) << (width * k) for k, v in enumerate(row)) for row in np.asarray(rows)]
+
+
+def unpack_lanes(words, width, lanes):
+    """Beats of packed lanes back to an int64 array (n, lanes)."""
+    mask = (1 << width) - 1
+    return np.array([[(int(w) >> (width * k)) & mask for k in range(lanes)] for w in words], dtype=np.int64)
+
+
+def sample_codes(fmt, rng, n):
+    """Codes of a radix-2 float format: random ones, the edges (four times), codes near ±1.0 and the
+    bottom binades (subnormals), shuffled."""
+    one = int(fmt.encode(np.array([1.0]))[0])
+    near = (one + rng.integers(-(8 << fmt.man_bits), 8 << fmt.man_bits, n // 4)) & ((1 << (fmt.width - 1)) - 1)
+    near |= rng.integers(0, 2, n // 4) << (fmt.width - 1)
+    low = rng.integers(0, 4 << fmt.man_bits, n // 4) | (rng.integers(0, 2, n // 4) << (fmt.width - 1))
+    codes = np.concatenate([np.tile(fmt.edge_codes(), 4), rng.integers(0, 1 << fmt.width, n), near, low])
+    return rng.permutation(codes)
 
 
 def _values(arr):
@@ -61,12 +83,16 @@ async def drive_comb(dut, inputs, outputs):
 class PipelineTB:
     """Clock, reset, a driver with random idle cycles and a ``valid_out`` monitor.
 
-    The monitor samples in ``ReadOnly`` after each rising edge and never writes.
+    The monitor samples in ``ReadOnly`` after each rising edge and never writes. A clocked unit with
+    combinational outputs (zero stages, clocked only for an internal LFSR) is sampled at the falling
+    edge instead (``combinational=True``): after the rising edge its outputs already belong to the
+    next inputs.
     """
 
-    def __init__(self, dut, period_ns=10):
+    def __init__(self, dut, period_ns=10, combinational=False):
         self.dut = dut
         self.period_ns = period_ns
+        self.combinational = combinational
         cocotb.start_soon(Clock(dut.clk, period_ns, unit="ns").start())
 
     async def reset(self, cycles=2):
@@ -91,7 +117,7 @@ class PipelineTB:
 
         async def monitor():
             while True:
-                await RisingEdge(dut.clk)
+                await (FallingEdge(dut.clk) if self.combinational else RisingEdge(dut.clk))
                 await ReadOnly()
                 if int(dut.valid_out.value):
                     for name, handle in ports_out:

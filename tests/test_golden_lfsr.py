@@ -159,3 +159,12 @@ def test_lfsr_words_validates_parameters():
         lfsr_words(8, None, 1, 9, 4)
     with pytest.raises(ValueError, match="lfsr_taps"):
         lfsr_words(8, (7, 6), 1, 4, 4)
+
+
+def test_lane_words_are_the_one_word_sequence_by_rows():
+    from golden.lfsr import lfsr_lane_words
+    rows = lfsr_lane_words(17, None, 5, 6, 4, 10)
+    assert rows.shape == (10, 4)
+    assert rows.ravel().tolist() == lfsr_words(17, None, 5, 6, 40).tolist()
+    with pytest.raises(ValueError, match="lanes"):
+        lfsr_lane_words(17, None, 5, 6, 0, 10)

@@ -412,6 +412,23 @@ def test_luq_alpha_from_max():
     assert list(luq_quantize(z, "pow2", "rne", block=4)[1][:, 0]) == [1.0, 2.0 ** -5]
 
 
+@pytest.mark.parametrize("spec, want", [("fp16", (-30, 10)), ("bf16", (-139, 122)), ("fp32", (-155, 122)),
+                                        ("e5m2", (-22, 10)), ("e4m3:fn", (-15, 3)), ("e5m2:nosub", (-20, 10))])
+def test_luq_scale_exp_range_covers_every_maximum(spec, want):
+    """The scale of every finite positive magnitude of the format lies in the range, both ends
+    reached (over all codes of the 8- and 16-bit formats; fp32 at its extremes)."""
+    from golden.quantize import luq_scale_exp_range
+    fmt = parse_format(spec)
+    assert luq_scale_exp_range(fmt) == want
+    codes = fmt.all_codes() if fmt.width <= 16 else np.array([1, 2, 1 << 23, fmt.max_code, fmt.max_code - 1])
+    v = fmt.decode(codes)
+    v = v[np.isfinite(v) & (v > 0)]
+    s = luq_scale_exp(v)
+    if fmt.width <= 16:
+        assert (int(s.min()), int(s.max())) == want
+    assert want[0] <= s.min() and s.max() <= want[1]
+
+
 def test_amax_nan_inf():
     v = np.array([[1.0, -3.0, np.inf, 2.0], [np.nan, -np.inf, -np.inf, 0.0], [0.0, -0.0, 0.0, -5.0]])
     m = amax(v, block=2)

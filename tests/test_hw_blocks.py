@@ -22,7 +22,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from golden.formats import parse_format
-from golden.lfsr import lfsr_words
+from golden.lfsr import lfsr_lane_words, lfsr_words
 from golden.raw import Raw, round_raw, unpack
 from hw.align import shift_left, shift_right_sticky
 from hw.float import Unpack
@@ -336,6 +336,127 @@ def test_rounder_sr_wide_random_word():
     rounder_case("e5m2", "sr", fmt.precision + 1, (fmt.emin - 8, fmt.emax + 1), 12, "R12", n=300)
 
 
+def test_rounder_m0_luq_code_exhaustive():
+    """``fp4_luq`` (radix 2, no mantissa, subnormal spacing: LUQ's rounding) over every short
+    significand, exponent, sticky bit and random word, the shapes the ``luq`` unit feeds it."""
+    luq = parse_format("fp4_luq")
+    for rounding, R in (("rne", None), ("sr", 3), ("rtz", None), ("rna", None)):
+        look = {"rtz": 0, "rne": 1, "rna": 1, "sr": R}[rounding]
+        W = luq.precision + look + 1
+        exp_range = (luq.emin - W - 3, luq.emax + 3)
+        rounder_exhaustive(luq, rounding, W, exp_range, R)
+
+
+# -- the one rounder, radix 4 (docs/arithmetic.md section 2.3) ------------------------------------------
+
+RADIX4_FORMATS = ["fp4_r4", "e3m0:r4:finite", "e3m0:r4:fn", "e2m0:r4:bias=1:nosub:fn", "e4m0:r4:bias=9:finite"]
+
+
+def rounder_exhaustive(fmt, rounding, W, exp_range, R):
+    """Every input the contract allows for a ``W``-bit significand: each ``sig`` (normalized, or any
+    where the format takes unnormalized values), each ``exp`` in ``exp_range``, sticky 0 and 1 (where
+    ``sig`` holds the examined bits), every random word; plus zeros, NaN and Inf of both signs.
+    Checked against ``round_raw``."""
+    lo, hi = exp_range
+    look = {"rtz": 0, "rne": 1, "rna": 1, "sr": R}[rounding]
+    need = (2 if fmt.radix == 4 else fmt.precision) + look
+    below = 2 * fmt.emin if fmt.radix == 4 else fmt.emin + 1     # unnormalized allowed below this
+    rows = []
+    for e in range(lo, hi + 1):
+        free = fmt.subnormals and e < below
+        for sig in range(1 if free else 1 << (W - 1), 1 << W):
+            for st in ((0, 1) if W >= need else (0,)):
+                rows.append((0, sig, e, st, 0, 0, 0))
+                rows.append((1, sig, e, st, 0, 0, 0))
+    for sign in (0, 1):
+        rows += [(sign, 0, lo, 0, 0, 0, 1), (sign, 0, hi, 0, 1, 0, 0), (sign, 0, lo, 0, 0, 1, 0)]
+    words = range(1 << R) if rounding == "sr" else [None]
+    cols = [list(c) for c in zip(*[r for r in rows for _ in words])]
+    rand = [w for _ in rows for w in words] if rounding == "sr" else None
+    check_rounder(fmt, rounding, W, exp_range, R, dict(zip(("sign", "sig", "exp", "sticky", "nan", "inf", "zero"),
+                                                          cols)), rand)
+
+
+def check_rounder(fmt, rounding, W, exp_range, R, v, rand):
+    """The Rounder on the rows ``v`` (and words ``rand``) against ``round_raw``."""
+    count = len(v["sig"])
+    dut = Rounder(fmt, rounding, W, exp_range, rand_bits=R)
+    layout = dut.i.shape()
+    packed = pack_fields(layout, sig=np.array(v["sig"], dtype=object), exp=np.array(v["exp"], dtype=object),
+                         sticky=v["sticky"], sign=v["sign"], is_nan=v["nan"], is_inf=v["inf"], is_zero=v["zero"])
+    drive = [(dut.i.as_value(), packed)]
+    if rand is not None:
+        drive.append((dut.rand, rand))
+    (got,) = run_comb(dut, drive, [dut.o.as_value()])
+    special = np.array(v["nan"], bool) | np.array(v["inf"], bool)
+    raw = Raw(np.array(v["sign"], np.int64),
+              np.where(special, 0, np.array(v["sig"], dtype=object)).astype(np.uint64),
+              np.array(v["exp"], np.int64) - (W - 1),
+              np.array(v["sticky"], bool) & ~special,
+              np.array(v["nan"], bool), np.array(v["inf"], bool))
+    want = round_raw(fmt, raw, rounding, rbits=None if rand is None else np.array(rand, np.uint64),
+                     rand_bits=R).astype(np.int64)
+    bad = np.flatnonzero(got != want)
+    assert bad.size == 0, (
+        f"{fmt.spec()} {rounding} W={W} exp_range={exp_range}: {bad.size}/{count} mismatches; first: "
+        + ", ".join(f"{k}={v[k][bad[0]]:#x}" if k == "sig" else f"{k}={v[k][bad[0]]}" for k in v)
+        + (f", rand={rand[bad[0]]}" if rand else "") + f": got {got[bad[0]]:#x} want {want[bad[0]]:#x}")
+    return got, want
+
+
+@pytest.mark.parametrize("rounding", MODES)
+@pytest.mark.parametrize("spec", RADIX4_FORMATS)
+def test_rounder_radix4_exhaustive_short_significands(spec, rounding):
+    """Every input of a significand one bit wider than the examined bits, over exponents from below
+    the range (flush, or the subnormal step) to above it (saturation), both parities."""
+    fmt = parse_format(spec)
+    R = 3 if rounding == "sr" else None
+    look = {"rtz": 0, "rne": 1, "rna": 1, "sr": R}[rounding]
+    W = 3 + look
+    exp_range = (2 * fmt.emin - 6, 2 * fmt.emax + 3)
+    rounder_exhaustive(fmt, rounding, W, exp_range, R)
+
+
+def radix4_vectors(fmt, W, exp_range, rng, n):
+    """Random inputs for a wide significand: normalized values with trailing zeros (exact ties at
+    the midpoint 2.5 * 4**k and its neighbours), unnormalized ones below ``4**emin`` where the format
+    has subnormals, and the extremes of the exponent range."""
+    lo, hi = exp_range
+    rows = []
+    top = 1 << (W - 1)
+    for low, z, e, sgn, st in zip(rand_ints(rng, W - 1, n), rng.integers(0, W, n).tolist(),
+                                  rng.integers(lo, hi + 1, n).tolist(), rng.integers(0, 2, n).tolist(),
+                                  (rng.random(n) < 0.3).tolist()):
+        rows.append((sgn, top | ((low >> z) << z), e, int(st), 0, 0, 0))
+    tie = top | (top >> 2)                 # 1.01b: 2.5 * 4**k at an odd exponent
+    for e in range(lo, hi + 1):
+        for sig in (tie, tie - 1, tie + 1, top, top | (top - 1)):
+            rows += [(0, sig, e, 0, 0, 0, 0), (1, sig, e, 1, 0, 0, 0)]
+    if fmt.subnormals and lo < 2 * fmt.emin:
+        for sig, k, e in zip(rand_ints(rng, W, n), rng.integers(0, W + 1, n).tolist(),
+                             rng.integers(lo, 2 * fmt.emin, n).tolist()):
+            sig >>= k
+            rows.append((0, sig, e, 0, 0, 0, int(sig == 0)))
+    return dict(zip(("sign", "sig", "exp", "sticky", "nan", "inf", "zero"), (list(c) for c in zip(*rows))))
+
+
+@pytest.mark.parametrize("rounding", MODES)
+@pytest.mark.parametrize("spec", ["fp4_r4", "e3m0:r4:fn"])
+def test_rounder_radix4_wide_significands(spec, rounding):
+    """24-bit significands with a sticky bit and R = 8 (the widths of an fp32 source): random
+    values, every exponent's midpoint and neighbours."""
+    fmt = parse_format(spec)
+    R = 8 if rounding == "sr" else None
+    W = 24
+    exp_range = (2 * fmt.emin - 30, 2 * fmt.emax + 6)
+    rng = rng_for("rounder-r4", spec, rounding)
+    v = radix4_vectors(fmt, W, exp_range, rng, 600)
+    rand = rng.integers(0, 1 << R, len(v["sig"])).tolist() if R else None
+    got, _ = check_rounder(fmt, rounding, W, exp_range, R, v, rand)
+    mags = set((got & ((1 << fmt.exp_bits) - 1)).tolist())
+    assert {0, fmt.max_code} <= mags and len(mags) >= fmt.max_code   # zeros, saturation, every level
+
+
 # -- unpack --------------------------------------------------------------------------------------------
 
 UNPACK_8BIT = ["e5m2", "e4m3", "e4m3:fn", "e5m2:nosub", "e3m4", "e2m5:finite", "e4m3:finite",
@@ -437,6 +558,24 @@ def test_lfsr_enabled_cycles_see_golden_words(width, taps, seed, rand_bits):
     assert i == sum(enables) > 150
 
 
+@pytest.mark.parametrize("width, seed, rand_bits, words", [(31, 0x1234567, 8, 8), (17, 1, 5, 3), (16, 0xACE1, 8, 2)])
+def test_lfsr_words_per_cycle_are_consecutive_golden_words(width, seed, rand_bits, words):
+    """An LFSR handing out several words per enabled cycle gives, in cycle i, words i*N ... i*N+N-1
+    of the one-word sequence (golden.lfsr.lfsr_lane_words), word 0 in the low bits."""
+    rng = rng_for("lfsr-words", width, words)
+    enables = (rng.random(120) < 0.6).astype(int).tolist()
+    seen = run_lfsr(LFSR(width, None, seed, rand_bits, words=words), enables)
+    lanes = lfsr_lane_words(width, None, seed, rand_bits, words, sum(enables) + 1).tolist()
+    flat = lfsr_words(width, None, seed, rand_bits, words * (sum(enables) + 1)).tolist()
+    assert [w for row in lanes for w in row] == flat
+    mask = (1 << rand_bits) - 1
+    i = 0
+    for en, r in zip(enables, seen):
+        assert [(r >> (k * rand_bits)) & mask for k in range(words)] == lanes[i]
+        i += en
+    assert i > 40
+
+
 def test_lfsr_reset_restarts_the_sequence():
     enables = [1] * 40 + [0, 1, 1, 0] + [1] * 20
     seen = run_lfsr(LFSR(16, None, 0xBEEF, 8), enables, reset_at={30})
@@ -533,6 +672,7 @@ def test_pipeline_rejects_unknown_or_repeated_cut():
     (lambda: LFSR(16, rand_bits=17), ("rand_bits",)),
     (lambda: LFSR(2), ("lfsr_width",)),
     (lambda: LFSR(16, taps=(15, 3)), ("lfsr_taps",)),
+    (lambda: LFSR(16, words=0), ("words", "between 1 and 512")),
     (lambda: check_stages(-1), ("stages", "0 and 16")),
     (lambda: check_stages(17), ("stages", "0 and 16")),
     (lambda: check_stages(True), ("stages", "integer")),
@@ -548,8 +688,6 @@ def test_block_parameter_errors(make, words):
 
 
 @pytest.mark.parametrize("make", [
-    lambda: Rounder("e5m2", "rne", 8, (-20, 20)),
-    lambda: Rounder(parse_format("fp4_r4"), "rne", 8, (-20, 20)),
     lambda: Unpack(parse_format("fix16.8")),
     lambda: Unpack("e5m2"),
 ])
@@ -557,3 +695,10 @@ def test_blocks_take_radix2_format_objects(make):
     """Formats are parsed once at the edge: the shared blocks take radix-2 FloatFormat objects only."""
     with pytest.raises(TypeError, match="radix-2 FloatFormat object"):
         make()
+
+
+def test_rounder_takes_format_objects_of_either_radix():
+    """The rounder alone rounds into radix-4 formats too; a spec string is still refused."""
+    assert Rounder(parse_format("fp4_r4"), "rne", 8, (-20, 20)).format.radix == 4
+    with pytest.raises(TypeError, match="FloatFormat object"):
+        Rounder("fp4_r4", "rne", 8, (-20, 20))

@@ -21,6 +21,7 @@ from hw.synth import cli_main, config_from_args, find_unit, premap_cells, run_co
 from hw.synth.config import BUNDLED_LIBERTY, PDK_LIBERTY, Liberty, find_liberty, scripts_dir
 from hw.synth.flows import SETTINGS, FlowEnv, fmax_from_report, tool_versions, unpack_liberty
 from hw.synth.reference import RefMac
+from hw.synth.report import build_report, main_table
 from hw.synth import timing
 from hw.synth.timing import Table, WireLoad, find_sta, nldm_delay, opensta_delay, read_liberty_cells, read_wire_load
 from hw.units import UNITS
@@ -162,6 +163,19 @@ def test_cli_config_ids_are_stable_and_label_the_given_flags():
     assert a.id == config_from_args(unit, {"width": 4}).id != config_from_args(unit, {"width": 5}).id
     assert a.label == "--width 4"
     assert a.macs == 1 and config_from_args(unit, {"op": "add"}).macs is None
+    assert a.lanes is None
+
+
+@pytest.mark.parametrize("name", ["luq", "tpr_quantize", "amax"])
+def test_quantizers_are_measured_per_lane(name):
+    """The quantizers and the reducer do no multiply-accumulate: their area is given per lane."""
+    config = config_from_args(find_unit(name), {"lanes": 16})
+    assert config.lanes == 16 and config.macs is None
+    report = build_report([{"id": "q", "unit": name, "label": "", "macs": None, "lanes": 16,
+                            "flows": {"asic": {"area_um2": 8000.0}}}], [], None, {})
+    (row,) = report["configs"]
+    assert row["area_per_lane_um2"] == 500.0 and row["area_per_mac_um2"] is None
+    assert "500.0" in main_table(report)[-1]
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -456,7 +470,9 @@ def test_a_non_editable_install_runs_lowbit_synth_from_any_folder(clone, tmp_pat
             pip.append("--no-build-isolation")
     except metadata.PackageNotFoundError:
         pass
-    _run([*pip, clone], elsewhere, _user_env())
+    # pip is a tool here, not code under test: its own deprecation warnings are not errors.
+    pip_env = {k: v for k, v in _user_env().items() if k != "PYTHONWARNINGS"}
+    _run([*pip, clone], elsewhere, pip_env)
     bundled = (site / "hw" / "synth" / "liberty" / "sky130_fd_sc_hd__tt_025C_1v80.lib.gz").resolve()
     assert bundled.read_bytes() == BUNDLED_LIBERTY.read_bytes()
     stdout = _run([site / "bin" / "lowbit", "synth", "ref_mac", "--width", "4", "--flows", "asic", "--out", out],

@@ -6,18 +6,26 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from golden.checks import check_int
 from golden.lfsr import check_lfsr
 from ..validate import rejects_quietly
 
-__all__ = ["LFSR", "RandSource"]
+__all__ = ["LFSR", "RandSource", "MAX_WORDS"]
+
+#: Most words an :class:`LFSR` hands out per cycle.
+MAX_WORDS = 512
 
 
 class LFSR(wiring.Component):
-    """A Fibonacci LFSR that advances ``rand_bits`` steps per enabled cycle.
+    """A Fibonacci LFSR that advances ``words * rand_bits`` steps per enabled cycle.
 
-    ``rand`` is available combinationally: it is the low ``rand_bits`` bits of the state after the
-    next advance, which happens at the clock edge when ``en`` is high. So the ``i``-th enabled cycle
-    after reset sees word ``i`` of :func:`golden.lfsr.lfsr_words`.
+    ``rand`` is available combinationally: word ``k`` (bits ``k*R ... k*R+R-1``) is the low
+    ``rand_bits`` bits of the state after ``(k+1) * rand_bits`` steps, and the state takes the value
+    after all ``words * rand_bits`` steps at the clock edge when ``en`` is high. So word ``k`` of
+    the ``i``-th enabled cycle after reset is word ``i * words + k`` of
+    :func:`golden.lfsr.lfsr_words` (:func:`golden.lfsr.lfsr_lane_words` gives them by cycle): the
+    words a one-word LFSR would hand out over ``words`` cycles, in one cycle (``docs/arithmetic.md``
+    section 6.1).
 
     Parameters
     ----------
@@ -29,18 +37,21 @@ class LFSR(wiring.Component):
         Reset state, nonzero.
     rand_bits : int
         Bits per word, ``1 <= rand_bits <= width``.
+    words : int
+        Words per enabled cycle (1 to :data:`MAX_WORDS`), e.g. one per lane of a multi-lane unit.
 
     Members
     -------
     en : In(1)
-    rand : Out(rand_bits)
+    rand : Out(words * rand_bits)
     """
 
     @rejects_quietly
-    def __init__(self, width=16, taps=None, seed=1, rand_bits=8):
+    def __init__(self, width=16, taps=None, seed=1, rand_bits=8, words=1):
         self._width, self._taps, self._seed = check_lfsr(width, taps, seed, rand_bits)
         self._rand_bits = rand_bits
-        super().__init__({"en": In(1), "rand": Out(rand_bits)})
+        self._words = check_int("words", words, 1, MAX_WORDS)
+        super().__init__({"en": In(1), "rand": Out(self._words * rand_bits)})
 
     @property
     def taps(self):
@@ -48,24 +59,40 @@ class LFSR(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        w = self._width
+        w, R = self._width, self._rand_bits
         state = Signal(w, init=self._seed)
-        # Unroll rand_bits steps symbolically: each bit of the advanced state is an XOR of state bits.
-        bits = [frozenset([k]) for k in range(w)]
-        for _ in range(self._rand_bits):
-            fb = frozenset()
-            for t in self._taps:
-                fb = fb ^ bits[t - 1]
-            bits = [fb] + bits[:-1]
-        advanced = Signal(w)
-        for k, terms in enumerate(bits):
+
+        def xor_of(terms):
             expr = 0
             for j in sorted(terms):
                 expr = expr ^ state[j]
-            m.d.comb += advanced[k].eq(expr)
+            return expr
+
+        # Unroll the steps symbolically: each bit of an advanced state is an XOR of state bits.
+        bits = [frozenset([k]) for k in range(w)]
+        earlier = []                 # the words before the last, each as R XOR expressions
+        for word in range(self._words):
+            for _ in range(R):
+                fb = frozenset()
+                for t in self._taps:
+                    fb = fb ^ bits[t - 1]
+                bits = [fb] + bits[:-1]
+            if word < self._words - 1:
+                earlier.append(bits[:R])
+        advanced = Signal(w)
+        for k, terms in enumerate(bits):
+            m.d.comb += advanced[k].eq(xor_of(terms))
         with m.If(self.en):
             m.d.sync += state.eq(advanced)
-        m.d.comb += self.rand.eq(advanced[:self._rand_bits])
+        if not earlier:
+            m.d.comb += self.rand.eq(advanced[:R])
+            return m
+        for word, terms in enumerate(earlier):
+            value = Signal(R, name=f"word{word}")
+            for k, t in enumerate(terms):
+                m.d.comb += value[k].eq(xor_of(t))
+            m.d.comb += self.rand[word * R:(word + 1) * R].eq(value)
+        m.d.comb += self.rand[-R:].eq(advanced[:R])
         return m
 
 
@@ -73,29 +100,32 @@ class RandSource:
     """Where a unit's ``sr`` random bits come from: its ``rand`` port or an internal :class:`LFSR`.
 
     Validates the unit's random-source parameters once for every unit that rounds stochastically.
-    ``kind`` is ``"port"``, ``"lfsr"`` or None (the rounding mode takes no random bits).
+    ``kind`` is ``"port"``, ``"lfsr"`` or None (the rounding mode takes no random bits). ``words``
+    is the number of ``rand_bits``-bit words one operation takes (a multi-lane unit's lanes).
     """
 
-    def __init__(self, rounding, rand_bits, source, lfsr_width, lfsr_taps, seed):
+    def __init__(self, rounding, rand_bits, source, lfsr_width, lfsr_taps, seed, words=1):
         if source not in ("port", "lfsr"):
             raise ValueError(f"rand_source must be port or lfsr, not {source!r}")
         self.rand_bits = rand_bits
+        self.words = words
         self.kind = source if rounding == "sr" else None
         self.lfsr = check_lfsr(lfsr_width, lfsr_taps, seed, rand_bits) if self.kind == "lfsr" else None
 
     def members(self):
-        """The signature members it adds: ``rand`` for a port source."""
-        return {"rand": In(self.rand_bits)} if self.kind == "port" else {}
+        """The signature members it adds: ``rand`` (``words`` words, word 0 lowest) for a port
+        source."""
+        return {"rand": In(self.words * self.rand_bits)} if self.kind == "port" else {}
 
     def elaborate(self, m, unit):
-        """The random word for the operation entering ``unit`` this cycle (None without ``sr``).
+        """The random words for the operation entering ``unit`` this cycle (None without ``sr``).
 
-        An LFSR steps once per cycle with ``unit.valid_in`` high.
+        An LFSR steps once per cycle with ``unit.valid_in`` high, handing out ``words`` words.
         """
         if self.kind == "port":
             return unit.rand
         if self.kind == "lfsr":
-            m.submodules.lfsr = lfsr = LFSR(*self.lfsr, self.rand_bits)
+            m.submodules.lfsr = lfsr = LFSR(*self.lfsr, self.rand_bits, words=self.words)
             m.d.comb += lfsr.en.eq(unit.valid_in)
             return lfsr.rand
         return None

@@ -280,9 +280,9 @@ def _settle(outcome):
 
 def legacy_record(outcome):
     """The per-configuration dict of ``lowbit synth``'s report (``report.json`` ``configs``):
-    ``id``, ``unit``, ``label``, ``params``, ``macs``, ``stages``, ``flows``, ``errors``."""
+    ``id``, ``unit``, ``label``, ``params``, ``macs``, ``lanes``, ``stages``, ``flows``, ``errors``."""
     config, point = outcome.point.config, outcome.point
     flows = {f: outcome.jobs[f].get("result") for f in point.flows if f in outcome.jobs}
     errors = [e for f in point.flows if f in outcome.jobs for e in outcome.jobs[f].get("errors", [])]
     return {"id": config.id, "unit": config.unit.name, "label": config.label, "params": config.resolved,
-            "macs": config.macs, "stages": config.stages, "flows": flows, "errors": errors}
+            "macs": config.macs, "lanes": config.lanes, "stages": config.stages, "flows": flows, "errors": errors}

@@ -58,7 +58,7 @@ def pareto_front(items, x, y, maximize_y=False):
 def build_sweep(sweep, run, liberty=None):
     """The ``sweep.json`` data of ``run`` (a :class:`~hw.sweep.execute.SweepRun` of ``sweep``):
     one record per point in file order (the ``lowbit synth`` fields plus ``status``, ``reason``,
-    ``area_per_mac_um2``, ``area_vs_baseline`` and, with trainings, ``train``), the frontiers, the
+    ``area_per_mac_um2``, ``area_per_lane_um2``, ``area_vs_baseline`` and, with trainings, ``train``), the frontiers, the
     tool versions the workers reported. No times or hosts, so equal results give equal bytes
     (``status`` still tells whether a point ran or came from the cache)."""
     points = []
@@ -66,6 +66,7 @@ def build_sweep(sweep, run, liberty=None):
         record = legacy_record(outcome)
         area = _metric(record, "asic", "area_um2")
         record["area_per_mac_um2"] = round(area / record["macs"], 3) if area and record["macs"] else None
+        record["area_per_lane_um2"] = round(area / record["lanes"], 3) if area and record["lanes"] else None
         record["status"], record["reason"] = outcome.status, outcome.reason
         if outcome.point.trainings:
             record["train"] = {t.name: {"options": t.options, "runner": t.runner,
@@ -106,7 +107,7 @@ def _csv(data):
     trainings = _training_names(points)
     front = set(data["frontier"]["area_delay"])
     header = ["id", "unit", "label", "status", "reason", *params, *(m[0] for m in CSV_METRICS),
-              "area_per_mac_um2", "area_vs_baseline", "pareto_area_delay", *(f"train_{n}_accuracy" for n in trainings)]
+              "area_per_mac_um2", "area_per_lane_um2", "area_vs_baseline", "pareto_area_delay", *(f"train_{n}_accuracy" for n in trainings)]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
@@ -116,7 +117,7 @@ def _csv(data):
         metrics = [_metric(r, *m[1:]) for m in CSV_METRICS]
         has_asic = _metric(r, "asic", "area_um2") is not None
         writer.writerow([r["id"], r["unit"], r["label"], r["status"], r["reason"], *values, *metrics,
-                         r["area_per_mac_um2"], r["area_vs_baseline"],
+                         r["area_per_mac_um2"], r["area_per_lane_um2"], r["area_vs_baseline"],
                          (1 if r["id"] in front else 0) if has_asic else None,
                          *(_accuracy(r, n) for n in trainings)])
     return buf.getvalue()

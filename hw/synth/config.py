@@ -43,6 +43,14 @@ _MACS = {
 }
 
 
+#: Lanes (values per cycle) of the quantizer and reducer units, whose area is also given per lane.
+_LANES = {
+    "luq": lambda p: p["lanes"],
+    "tpr_quantize": lambda p: p["lanes"],
+    "amax": lambda p: p["lanes"],
+}
+
+
 class SynthError(Exception):
     """A user-facing problem with the synthesis run (missing files, bad matrix); one line."""
 
@@ -138,6 +146,12 @@ class Config:
     def macs(self):
         """Multiply-accumulates per cycle (``None`` where the notion does not apply)."""
         rule = _MACS.get(self.unit.name)
+        return rule(self.resolved) if rule else None
+
+    @property
+    def lanes(self):
+        """Values per cycle of a quantizer or reducer (``None`` for the other units)."""
+        rule = _LANES.get(self.unit.name)
         return rule(self.resolved) if rule else None
 
     @property

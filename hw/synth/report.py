@@ -23,6 +23,7 @@ def build_report(results, unavailable, baseline, versions, liberty=None):
     for r in results:
         area = _get(r, "asic", "area_um2")
         r["area_per_mac_um2"] = round(area / r["macs"], 3) if area and r["macs"] else None
+        r["area_per_lane_um2"] = round(area / r["lanes"], 3) if area and r.get("lanes") else None
         r["area_vs_baseline"] = round(area / base_area, 3) if area and base_area else None
     chosen = {"path": liberty.label, "source": liberty.source} if liberty is not None else None
     return {"baseline": baseline, "configs": results, "not_available": unavailable,
@@ -49,7 +50,8 @@ def _fmt(value, digits=None):
 
 
 _MAIN_HEADER = ["unit", "configuration", "area µm²", "cells", "delay ns (source)", "ASIC Fmax MHz",
-                "iCE40 LUT4", "ECP5 LUT4", "Fmax iCE40/ECP5 MHz", "µm² per MAC", "× baseline area"]
+                "iCE40 LUT4", "ECP5 LUT4", "Fmax iCE40/ECP5 MHz", "µm² per MAC", "µm² per lane",
+                "× baseline area"]
 
 
 def main_table(report):
@@ -66,7 +68,8 @@ def main_table(report):
             _fmt(_get(r, "asic", "fmax_mhz"), 1),
             _fmt(_variant(r, "ice40", "nodsp").get("luts")), _fmt(_variant(r, "ecp5", "nodsp").get("luts")),
             fmax_fpga if fmax_fpga != "-/-" else "",
-            _fmt(r.get("area_per_mac_um2"), 1), _fmt(r.get("area_vs_baseline"), 2),
+            _fmt(r.get("area_per_mac_um2"), 1), _fmt(r.get("area_per_lane_um2"), 1),
+            _fmt(r.get("area_vs_baseline"), 2),
         ])
     return _table(_MAIN_HEADER, rows)
 
@@ -84,7 +87,9 @@ def markdown(report, png_note):
     lines += main_table(report)
     lines += ["", f"Baseline for \"× baseline area\": `{report['baseline']}` (total ASIC area ratio). "
               "\"Per MAC\" divides the ASIC area by the multiply-accumulates per cycle (1 for an FMA, "
-              "`lanes` for mac4 and the accumulator; empty for the rounder). ASIC Fmax is given for "
+              "`lanes` for mac4 and the accumulator; empty for the rounder); \"per lane\" divides it by the "
+              "values a quantizer or reducer (luq, tpr_quantize, amax) takes per cycle, its share of "
+              "the LFSR and the per-beat logic included. ASIC Fmax is given for "
               "pipelined configurations (stages > 0) only. FPGA columns are the no-DSP runs.", ""]
     lines += ["## FPGA detail", ""]
     rows = []
