@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from golden.block import BlockFormat
 from golden.formats import Format
 
 from ..units import UNITS, UnitError
@@ -38,9 +39,16 @@ REFERENCE_UNITS = {REF_MAC.name: REF_MAC}
 _MACS = {
     "fp8_fma": lambda p: 1,
     "mac4": lambda p: p["lanes"],
-    "accumulator": lambda p: p["lanes"],
+    "accumulator": lambda p: p["lanes"] or (_block_size(p) if p["front"] == "block" else 1),
+    "block_dot": lambda p: p["lanes"] or _block_size(p),
     "ref_mac": lambda p: 1 if p["op"] == "mac" else None,
 }
+
+
+def _block_size(p):
+    """The block size ``k`` of a block unit's resolved parameters (its lanes when not given)."""
+    from golden.block import block_operand_param
+    return block_operand_param("a_format", p["a_format"], p.get("block")).k
 
 
 class SynthError(Exception):
@@ -113,7 +121,7 @@ def json_value(value):
     """``value`` as JSON data (tuples become lists, formats their names or specs)."""
     if isinstance(value, tuple):
         return list(value)
-    return str(value) if isinstance(value, Format) else value
+    return str(value) if isinstance(value, (Format, BlockFormat)) else value
 
 
 @dataclass(frozen=True)
