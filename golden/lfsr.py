@@ -15,7 +15,8 @@ import numpy as np
 
 from .checks import check_int
 
-__all__ = ["DEFAULT_TAPS", "check_lfsr", "lfsr_step", "lfsr_words", "is_primitive", "reciprocal_taps"]
+__all__ = ["DEFAULT_TAPS", "check_lfsr", "lfsr_step", "lfsr_words", "lfsr_word_rows", "is_primitive",
+           "reciprocal_taps"]
 
 #: Maximal-length tap sets (exponents of the feedback polynomial; Xilinx XAPP052's table).
 #: ``tests/test_golden_lfsr.py`` proves each polynomial primitive.
@@ -84,6 +85,15 @@ def lfsr_words(width, taps, seed, rand_bits, count):
             state = lfsr_step(state, width, taps)
         out[i] = state & mask
     return out
+
+
+def lfsr_word_rows(width, taps, seed, rand_bits, words, count):
+    """The words of ``count`` operations that take ``words`` words each (a unit rounding ``words``
+    values per operation, e.g. ``hw.block_quantize``): ``(count, words)``, operation ``i``'s word
+    ``j`` being word ``words*i + j`` of :func:`lfsr_words` (the LFSR advances ``words * rand_bits``
+    steps per operation)."""
+    words = check_int("words", words, 1)
+    return lfsr_words(width, taps, seed, rand_bits, words * count).reshape(count, words)
 
 
 def _polymulmod(a, b, mod, deg):

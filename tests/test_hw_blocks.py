@@ -437,6 +437,23 @@ def test_lfsr_enabled_cycles_see_golden_words(width, taps, seed, rand_bits):
     assert i == sum(enables) > 150
 
 
+@pytest.mark.parametrize("width, seed, rand_bits, words", [(16, 1, 8, 4), (16, 0x1D, 5, 32), (7, 0x41, 7, 3),
+                                                          (32, 0xDEADBEEF, 13, 2), (5, 3, 1, 9)])
+def test_lfsr_several_words_per_cycle_are_consecutive_golden_words(width, seed, rand_bits, words):
+    """``words = n``: enabled cycle ``i`` sees words ``n*i ... n*i + n - 1`` (word ``j`` in bits
+    ``j*R ...``), the same stream as one word per cycle."""
+    rng = rng_for("lfsr-words", width, seed, words)
+    enables = (rng.random(60) < 0.6).astype(int).tolist()
+    seen = run_lfsr(LFSR(width, None, seed, rand_bits, words=words), enables)
+    golden = lfsr_words(width, None, seed, rand_bits, words * (sum(enables) + 1)).tolist()
+    mask = (1 << rand_bits) - 1
+    i = 0
+    for en, r in zip(enables, seen):
+        assert [(r >> (rand_bits * j)) & mask for j in range(words)] == golden[words * i:words * (i + 1)]
+        i += en
+    assert i == sum(enables) > 20
+
+
 def test_lfsr_reset_restarts_the_sequence():
     enables = [1] * 40 + [0, 1, 1, 0] + [1] * 20
     seen = run_lfsr(LFSR(16, None, 0xBEEF, 8), enables, reset_at={30})
@@ -531,6 +548,7 @@ def test_pipeline_rejects_unknown_or_repeated_cut():
     (lambda: Rounder(E5M2, "sr", 8, (-20, 20), rand_bits=0), ("rand_bits", "1 and 32")),
     (lambda: LFSR(16, seed=0), ("seed",)),
     (lambda: LFSR(16, rand_bits=17), ("rand_bits",)),
+    (lambda: LFSR(16, words=0), ("words",)),
     (lambda: LFSR(2), ("lfsr_width",)),
     (lambda: LFSR(16, taps=(15, 3)), ("lfsr_taps",)),
     (lambda: check_stages(-1), ("stages", "0 and 16")),
