@@ -286,6 +286,23 @@ register(Unit(
 ))
 
 
+register(Unit(
+    name="block_quantize",
+    summary="k FP32/BF16 values to one block (OCP MX, HBFP): the shared scale and k element codes, one "
+            "rounding each",
+    module="hw.block_quantize", factory="BlockQuantize",
+    params=(
+        Param("format", "block", "mxfp8_e4m3", "block format (a block preset or spec, lowbit formats; or an "
+              "element spec under the MX rule, with --block)"),
+        Param("block", "int", None, "block size k, 2 to 64, of a format given without /k (default: 32)"),
+        Param("source", "format", "fp32", "input format: fp32 or bf16"),
+        Param("rounding", "choice", "rne", "rounding of the elements", ROUNDING_MODES),
+        *_rand_source_params("port"),
+        Param("stages", "int", 0, "register stages (0 = combinational)"),
+    ),
+))
+
+
 def get_unit(name):
     try:
         return UNITS[name]

@@ -41,14 +41,15 @@ _MACS = {
     "mac4": lambda p: p["lanes"],
     "accumulator": lambda p: p["lanes"] or (_block_size(p) if p["front"] == "block" else 1),
     "block_dot": lambda p: p["lanes"] or _block_size(p),
+    "block_quantize": lambda p: _block_size(p, "format"),
     "ref_mac": lambda p: 1 if p["op"] == "mac" else None,
 }
 
 
-def _block_size(p):
+def _block_size(p, name="a_format"):
     """The block size ``k`` of a block unit's resolved parameters (its lanes when not given)."""
     from golden.block import block_operand_param
-    return block_operand_param("a_format", p["a_format"], p.get("block")).k
+    return block_operand_param(name, p[name], p.get("block")).k
 
 
 class SynthError(Exception):
