@@ -161,8 +161,9 @@ async def every_pair_alone(dut):
     lane = np.repeat(np.arange(tb.N), P)
     pair = np.tile(np.arange(P), tb.N)
     za = 0 if isinstance(tb.fa.element, FixedFormat) else tb.fa.element.sign_mask
-    # Zero products of random signs in the other lanes: -0 * +0 or +0 * +0 (fixed zeros are +0).
-    a = np.where(rng.random((n, tb.N)) < 0.5, za, 0)
+    # Zero products in the other lanes, all -0 or all +0 per beat (fixed zeros are +0), so the pair's
+    # own zero products decide the sign of a zero sum.
+    a = np.repeat(np.where(rng.random((n, 1)) < 0.5, za, 0), tb.N, axis=1)
     b = np.zeros((n, tb.N), np.int64)
     a[np.arange(n), lane] = pair & ((1 << tb.wa) - 1)
     b[np.arange(n), lane] = pair >> tb.wa
