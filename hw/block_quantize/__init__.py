@@ -151,20 +151,22 @@ class BlockQuantize(wiring.Component):
         top = (1 << E) - 1
         special = Signal(name="special")
         m.d.comb += special.eq(Cat(*[f.exp == top for f in fields]).any())
-        level = [f.exp for f in fields]
-        n = 0
-        while len(level) > 1:
-            nxt = []
-            for j in range(0, len(level) - 1, 2):
-                mx = Signal(E, name=f"exp_max{n}")
-                n += 1
-                m.d.comb += mx.eq(Mux(level[j] > level[j + 1], level[j], level[j + 1]))
-                nxt.append(mx)
-            if len(level) % 2:
-                nxt.append(level[-1])
-            level = nxt
+        # The maximum bit by bit from the top: bit b of the maximum is set if a field still in the
+        # running has it set; fields without it then drop out. (Smaller than a comparator tree: per
+        # field and bit one AND and one OR-tree input.)
         emax = Signal(E, name="exp_field_max")
-        m.d.comb += emax.eq(level[0])
+        running = [Const(1)] * len(fields)
+        for b in reversed(range(E)):
+            top_bit = Signal(name=f"exp_max_bit{b}")
+            m.d.comb += top_bit.eq(Cat(*[r & f.exp[b] for r, f in zip(running, fields)]).any())
+            m.d.comb += emax[b].eq(top_bit)
+            if b:
+                nxt = []
+                for j, (r, f) in enumerate(zip(running, fields)):
+                    alive = Signal(name=f"exp_max_alive{b}_{j}")
+                    m.d.comb += alive.eq(r & (f.exp[b] | ~top_bit))
+                    nxt.append(alive)
+                running = nxt
 
         # The rule's exponent of a block whose maximum is normal: floor(log2(amax)) is the field minus
         # the bias (MX); HBFP's ceil adds one unless every value of the top binade is its power of two.
@@ -292,13 +294,17 @@ class BlockQuantize(wiring.Component):
             rel = Signal(exp_shape_for(lo_c - ref, exp_hi - ref), name=f"exp_rel{j}")
             n = len(rel)
             clamp = Signal(name=f"exp_clamp{j}")
-            m.d.comb += clamp.eq(clamp_all | (field < threshold))
+            # A NaN or Inf block gives zero elements: its values are sent below the smallest step
+            # (every bit sticky: all modes round to zero) with the sign cleared.
+            m.d.comb += clamp.eq(special | clamp_all | (field < threshold))
+            sign = Signal(name=f"sign{j}")
+            m.d.comb += sign.eq(f.sign & ~special)
             m.d.comb += rel.eq(Mux(clamp, lo_c - ref, (field - base[:n])[:n]))
             if floor is None:
                 # No subnormals in the rounding format: normalize fully (the rounder flushes).
                 m.submodules[f"normalize{j}"] = nz = Normalizer(K, rel.shape(), exp_min=lo_c)
                 m.d.comb += [nz.sig.eq(window), nz.exp.eq(rel)]
-                norm.append((nz.sig_out, nz.exp_out, sticky, f.sign))
+                norm.append((nz.sig_out, nz.exp_out, sticky, sign))
                 continue
             # One shift onto the rounding format's grid: left by L = min(lzc, exp - emin) (an FP32
             # subnormal brought up to its leading one, or to emin), right by -L below emin (a
@@ -320,7 +326,7 @@ class BlockQuantize(wiring.Component):
                 m.d.comb += [amount.eq(Mux(rel > 0, 0, -rel)), above.eq(Mux(rel > 0, rel, 0))]
             shifted, lost = shift_right_sticky(m, Cat(window, Const(0, cap)), amount, norm_max + cap,
                                                name=f"grid{j}")
-            norm.append((shifted[:cap], above, sticky | lost, f.sign))
+            norm.append((shifted[:cap], above, sticky | lost, sign))
         width = len(norm[0][0])
         # The rounder's exponent: emin + above (with subnormals), else the normalized exponent.
         norm_lo = floor if floor is not None else lo_c - K
@@ -361,7 +367,7 @@ class BlockQuantize(wiring.Component):
             codes.append(code)
 
         y = Signal(k * We, name="codes")
-        m.d.comb += y.eq(Mux(special, 0, Cat(*codes)))
+        m.d.comb += y.eq(Cat(*codes))
         scale = Signal(8, name="scale_code")
         m.d.comb += scale.eq(Mux(special, SCALE_NAN, s + SCALE_BIAS))
         y, scale = pipe.cut("output", y, scale)
