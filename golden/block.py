@@ -38,8 +38,8 @@ from .raw import Raw, bitlen, round_to_int
 __all__ = [
     "BLOCK_MIN", "BLOCK_MAX", "BLOCK_DEFAULT", "SCALE_KINDS", "SCALE_BIAS", "SCALE_NAN", "SCALE_EXP_MIN",
     "SCALE_EXP_MAX", "BLOCK_PRESET_SPECS", "BLOCK_PRESETS", "BlockFormat", "parse_block_format",
-    "block_format_param", "is_block_spec", "scale_exponents", "quantize_blocks",
-    "dequantize", "block_sums", "block_dot", "block_gemm",
+    "block_format_param", "block_operand_param", "is_block_spec", "scale_exponents", "quantize_blocks",
+    "dequantize", "block_sums", "block_dot", "beat_dot", "block_gemm",
 ]
 
 #: Block sizes ``k`` (elements per block) the models and generators accept, and the default.
@@ -256,6 +256,37 @@ def block_format_param(name, spec):
 BLOCK_PRESETS = {name: parse_block_format(name) for name in BLOCK_PRESET_SPECS}
 
 
+def block_operand_param(name, spec, k=None):
+    """The block-format parameter ``name`` of a hardware unit: a :class:`BlockFormat` from a block spec
+    or object, or from an element format (a spec such as ``e2m1:finite`` or ``fix8.6``, or a format
+    object), which becomes ``mx:<element>/<k>`` (the MX rule).
+
+    ``k`` (the unit's ``block`` parameter) is the block size of a format given without its own:
+    an element, or a block format of the default size (a preset without ``/k``); a block format with
+    another explicit size is an error naming both. Errors are one-line :class:`FormatError` naming
+    the parameter.
+    """
+    if k is not None:
+        k = check_int("block", k, BLOCK_MIN, BLOCK_MAX, error=FormatError)
+    if isinstance(spec, BlockFormat) or is_block_spec(spec):
+        fmt = block_format_param(name, spec)
+        if k is None or k == fmt.k:
+            return fmt
+        if fmt.k != BLOCK_DEFAULT:
+            raise FormatError(f"{name}: {fmt} has block size {fmt.k}, but block is {k}")
+        named = None if fmt.name is None else f"{fmt.name.partition('/')[0]}/{k}"
+        try:
+            return BlockFormat(fmt.element, k, fmt.scale, name=named)
+        except FormatError as e:
+            raise FormatError(f"{name}: {e}") from None
+    try:
+        return BlockFormat(parse_format(spec), BLOCK_DEFAULT if k is None else k, "e8m0")
+    except FormatError as e:
+        raise FormatError(f"{name}: {e}") from None
+
+
+
+
 # -- scales -----------------------------------------------------------------------------------------
 
 def scale_exponents(scales):
@@ -346,15 +377,16 @@ def dequantize(codes, scales, fmt, axis=-1):
 
 # -- exact block sums (section 9.5) -----------------------------------------------------------------
 
-def _block_products(fa, fb, a_codes, b_codes, s, nan_scale):
+def _block_products(fa, fb, a_codes, b_codes, s, nan_scale, group=None):
     """Exact products of element pairs, scaled: ``(sign, sig, exp, nan, inf)`` of shape ``(..., n)``.
 
-    ``s`` and ``nan_scale`` (shape ``(..., n/k)``) are the summed scale exponents and the pair's NaN
-    flag; products get IEEE specials (NaN for a NaN operand or ``0 * Inf``, Inf otherwise if an
-    operand is infinite) and every product of a block with a NaN scale is NaN.
+    ``s`` and ``nan_scale`` (shape ``(..., n/group)``) are the summed scale exponents and the pair's
+    NaN flag of each ``group`` consecutive elements (default ``k``: a block); products get IEEE
+    specials (NaN for a NaN operand or ``0 * Inf``, Inf otherwise if an operand is infinite) and
+    every product under a NaN scale is NaN.
     """
     ra, rb = fa.element_raw(a_codes), fb.element_raw(b_codes)
-    k = fa.k
+    k = fa.k if group is None else group
     rep = (lambda x: np.repeat(x, k, axis=-1))
     zero_a = (ra.sig == 0) & ~ra.nan & ~ra.inf
     zero_b = (rb.sig == 0) & ~rb.nan & ~rb.inf
@@ -467,13 +499,41 @@ def block_dot(a_codes, a_scales, b_codes, b_scales, c, fmt_a, fmt_b, acc_fmt="fp
     codes of ``acc_fmt`` of the batch shape.
     """
     fa, fb = _check_pair(fmt_a, fmt_b, lanes)
+    a_codes, a_scales = _check_blocks("a", a_codes, a_scales, fa.k)
+    b_codes, b_scales = _check_blocks("b", b_codes, b_scales, fa.k)
+    return _dot(fa, fb, a_codes, a_scales, b_codes, b_scales, c, acc_fmt, rounding, rbits, rand_bits, fa.k)
+
+
+def beat_dot(a_codes, a_scales, b_codes, b_scales, c, fmt_a, fmt_b, acc_fmt="fp32", rounding="rne",
+             rbits=None, rand_bits=None):
+    """One beat of ``hw.block_dot``: ``y = round(c + Xa * Xb * sum_i Pa_i * Pb_i)`` over the beat's lanes.
+
+    ``docs/arithmetic.md`` section 9.5 (hardware notes). ``a_codes``/``b_codes`` ``(..., N)``: the
+    ``N`` element codes of one beat, ``N`` a divisor of the block size ``k`` (``N = k``: a whole
+    block pair, exactly :func:`block_dot` of one block); ``a_scales``/``b_scales`` ``(...)``: the
+    scale codes of the block the beat belongs to. A beat of a partial block is rounded as a block of
+    its own: the exact sum of its ``N`` products times the block's scales, added to ``c`` with one
+    rounding. ``c`` (``None``: ``-0``), ``rbits`` (one word per beat) and the result as in
+    :func:`block_dot`.
+    """
+    fa, fb = _check_pair(fmt_a, fmt_b, None)
+    a_codes, a_scales = check_codes("a_codes", a_codes), check_codes("a_scales", a_scales)
+    b_codes, b_scales = check_codes("b_codes", b_codes), check_codes("b_scales", b_scales)
+    if a_codes.ndim == 0 or b_codes.ndim == 0:
+        raise ValueError("a_codes and b_codes need a last axis (the beat's lanes)")
+    N = np.broadcast_shapes(a_codes.shape[-1:], b_codes.shape[-1:])[0]
+    check_lanes(fa.k, N, BLOCK_MAX)
+    return _dot(fa, fb, a_codes, np.asarray(a_scales)[..., None], b_codes, np.asarray(b_scales)[..., None], c,
+                acc_fmt, rounding, rbits, rand_bits, N)
+
+
+def _dot(fa, fb, a_codes, a_scales, b_codes, b_scales, c, acc_fmt, rounding, rbits, rand_bits, group):
+    """``round(c + sum over groups of Xa Xb sum_i Pa_i Pb_i)`` with ``group`` elements per scale pair."""
     acc = float_format_param("acc_fmt", acc_fmt)
     check_rounding(rounding)
     R = check_rand_bits(rand_bits, rounding)
-    a_codes, a_scales = _check_blocks("a", a_codes, a_scales, fa.k)
-    b_codes, b_scales = _check_blocks("b", b_codes, b_scales, fa.k)
     s, nan = _pair_scales(a_scales, b_scales)
-    prods = _block_products(fa, fb, a_codes, b_codes, s, nan)
+    prods = _block_products(fa, fb, a_codes, b_codes, s, nan, group)
     batch = prods[0].shape[:-1]
     B = prod(batch)
     if B == 0:

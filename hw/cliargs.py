@@ -87,6 +87,7 @@ def _value_hint(unit, key, extra_flags):
         if p.name == name:
             what = {"int": "an integer", "ints": "comma-separated integers", "bool": "true or false",
                     "format": "a format spec or preset (lowbit formats)",
+                    "block": "a block format or element spec (lowbit formats)",
                     "window": "exact or an integer"}.get(p.kind)
             if p.kind == "choice":
                 what = "one of " + ", ".join(p.choices)

@@ -47,12 +47,24 @@ def _parse_int_list(text):
     return tuple(_parse_int(t) for t in str(text).replace(" ", "").split(",") if t)
 
 
+def _parse_format(kind, name, spec):
+    """A format parameter's object: ``kind`` ``"format"`` takes scalar formats, ``"block"`` block
+    formats (:func:`golden.block.block_format_param`) or element formats."""
+    if kind == "block":
+        from golden.block import BlockFormat, block_format_param, is_block_spec
+        if isinstance(spec, BlockFormat) or is_block_spec(spec):
+            return block_format_param(name, spec)
+    return parse_format_param(name, spec)
+
+
 @dataclass(frozen=True)
 class Param:
     """One generator parameter.
 
     ``kind`` is ``"format"`` (a spec string or preset, see ``docs/arithmetic.md`` section 3; parsed
-    into a format object), ``"int"``, ``"ints"`` (comma-separated integers), ``"bool"``,
+    into a format object), ``"block"`` (a block format, section 9.3, or an element format for the
+    unit to put under the MX rule; parsed into a :class:`golden.block.BlockFormat` or an element
+    format object), ``"int"``, ``"ints"`` (comma-separated integers), ``"bool"``,
     ``"choice"`` (one of ``choices``) or ``"window"`` (``exact`` or an integer). A default of
     ``None`` means "derived" (explained in ``help``).
     """
@@ -69,9 +81,9 @@ class Param:
 
     def parse(self, text):
         """Convert a command-line string to the Python value (range checks are the unit's job)."""
-        if self.kind == "format":
+        if self.kind in ("format", "block"):
             try:
-                return parse_format_param(self.flag, text)
+                return _parse_format(self.kind, self.flag, text)
             except FormatError as e:
                 raise UnitError(str(e)) from None
         try:
@@ -104,9 +116,9 @@ class Param:
         """A value given from Python (or a default) in the form :meth:`parse` gives: format specs
         become format objects, other text is parsed as on the command line; ``None`` (derived)
         stays. Errors name the Python parameter (``a_format``), not the flag."""
-        if self.kind == "format" and value is not None:
+        if self.kind in ("format", "block") and value is not None:
             try:
-                return parse_format_param(self.name, value)
+                return _parse_format(self.kind, self.name, value)
             except FormatError as e:
                 raise UnitError(str(e)) from None
         if isinstance(value, str) and self.kind in ("int", "ints", "bool", "window"):
@@ -215,9 +227,10 @@ register(Unit(
     summary="chunk-based dot-product engine (Wang et al. 2018): N lanes per beat, stream in/out",
     module="hw.accumulator", factory="Accumulator",
     params=(
-        Param("lanes", "int", 1, "products per beat N (1 to 64)"),
-        Param("a_format", "format", "fp8_e5m2", "format of the a operands (radix-2 float)"),
-        Param("b_format", "format", None, "format of the b operands (default: a's)"),
+        Param("lanes", "int", None, "products per beat N (1 to 64; default 1, the block size k with --front block)"),
+        Param("a_format", "block", "fp8_e5m2", "format of the a operands (radix-2 float; a block format with "
+              "--front block)"),
+        Param("b_format", "block", None, "format of the b operands (default: a's)"),
         Param("acc_format", "format", "e6m9", "accumulation and result format"),
         Param("rounding", "choice", "rne", "rounding of every accumulation", ROUNDING_MODES),
         Param("chunk", "int", 64, "chunk length CL in products (a multiple of lanes; 0: no chunking)"),
@@ -227,8 +240,8 @@ register(Unit(
         Param("lfsr_width", "int", 16, "width of the two LFSRs (sr only)"),
         Param("seed", "int", 1, "reset state of the inner LFSR (sr only)"),
         Param("seed_outer", "int", 1, "reset state of the outer LFSR (reciprocal polynomial; sr only)"),
-        Param("front", "choice", "fp8", "lane products: FP8 x FP8 floats, or hw.mac4's INT4 x FP4",
-              ("fp8", "mac4")),
+        Param("front", "choice", "fp8", "lane products: FP8 x FP8 floats, hw.mac4's INT4 x FP4, or one block "
+              "pair of block formats (OCP MX, HBFP) with its two scales per beat", ("fp8", "mac4", "block")),
         Param("x_signed", "bool", True, "mac4 front: INT4 x is two's complement (else unsigned 0..15)"),
     ),
 ))
@@ -292,6 +305,43 @@ register(Unit(
         Param("source", "format", "fp16", "format of the codes (radix-2 float)"),
         Param("stages", "int", 0, "registers before the running maximum (0 to 4): after the lanes' maximum, "
               "from 2 on one splitting its bit chain"),
+    ),
+))
+
+
+register(Unit(
+    name="block_dot",
+    summary="block-scaled (OCP MX, HBFP) dot product y = round(c + Xa*Xb*sum of N products), exact sum, "
+            "one rounding",
+    module="hw.block_dot", factory="BlockDot",
+    params=(
+        Param("a_format", "block", "mxfp8_e4m3", "block format of a (a block preset or spec, lowbit formats; or "
+              "an element spec under the MX rule, with --block)"),
+        Param("b_format", "block", None, "block format of b (default: a's); same block size"),
+        Param("block", "int", None, "block size k, 2 to 64, of formats given without /k (default: 32)"),
+        Param("lanes", "int", None, "element pairs N per beat, a divisor of k (default: k, one block pair "
+              "per beat)"),
+        Param("acc_format", "format", "fp32", "format of c and y (radix-2 float)"),
+        Param("rounding", "choice", "rne", "rounding mode", ROUNDING_MODES),
+        *_rand_source_params("port"),
+        Param("stages", "int", 0, "register stages (0 = combinational)"),
+    ),
+))
+
+
+register(Unit(
+    name="block_quantize",
+    summary="k FP32/BF16 values to one block (OCP MX, HBFP): the shared scale and k element codes, one "
+            "rounding each",
+    module="hw.block_quantize", factory="BlockQuantize",
+    params=(
+        Param("format", "block", "mxfp8_e4m3", "block format (a block preset or spec, lowbit formats; or an "
+              "element spec under the MX rule, with --block)"),
+        Param("block", "int", None, "block size k, 2 to 64, of a format given without /k (default: 32)"),
+        Param("source", "format", "fp32", "input format: fp32 or bf16"),
+        Param("rounding", "choice", "rne", "rounding of the elements", ROUNDING_MODES),
+        *_rand_source_params("port"),
+        Param("stages", "int", 0, "register stages (0 = combinational)"),
     ),
 ))
 

@@ -1,4 +1,5 @@
-"""cocotb testbench of ``hw.accumulator`` against ``golden.accumulator.dot``, bit for bit.
+"""cocotb testbench of ``hw.accumulator`` against ``golden.accumulator.dot``, bit for bit (the mac4
+front end against ``golden.mac4.dot_mac4``, the block front end against ``golden.block.block_gemm``).
 
 Random streams of dot products (lengths below, at and above the chunk length, not multiples of it,
 single beats) with random idle cycles on the input and random back-pressure on the output; the
@@ -20,6 +21,7 @@ from common import StreamSink, StreamSource, accumulator_beats, accumulator_mac4
 from harness import long_enabled, run_cocotb, unit_config
 
 from golden.accumulator import dot
+from golden.block import block_gemm, block_operand_param, quantize_blocks
 from golden.mac4 import dot_mac4
 from golden.formats import parse_format
 from golden.lfsr import lfsr_words, reciprocal_taps
@@ -31,10 +33,16 @@ class TB:
         self.dut = dut
         name, params = unit_config()
         self.params = p = get_unit(name).resolve(params)
-        self.N = p["lanes"]
         self.mac4 = p["front"] == "mac4"
-        self.fa = parse_format(p["a_format"])
-        self.fb = parse_format(p["b_format"] or p["a_format"])
+        self.block = p["front"] == "block"
+        if self.block:
+            self.fa = block_operand_param("a_format", p["a_format"])
+            self.fb = block_operand_param("b_format", p["b_format"] or p["a_format"])
+            self.N = self.fa.k
+        else:
+            self.fa = parse_format(p["a_format"])
+            self.fb = parse_format(p["b_format"] or p["a_format"])
+            self.N = p["lanes"] or 1
         self.fc = parse_format(p["acc_format"])
         self.chunk = p["chunk"]
         self.window = p["window"] if p["window"] == "exact" else int(p["window"])
@@ -64,12 +72,23 @@ class TB:
         if self.mac4:
             (x, ph), (g, off) = a, b
             return accumulator_mac4_beats(x, g, ph, off, self.N)
+        if self.block:
+            (a, xa), (b, xb) = a, b
+            N, wa, wb = self.N, self.fa.element.width, self.fb.element.width
+            nb, out = len(a) // N, []
+            for j in range(nb):
+                pa = sum(int(a[j * N + k]) << (wa * k) for k in range(N))
+                pb = sum(int(b[j * N + k]) << (wb * k) for k in range(N))
+                top = (wa + wb) * N
+                out.append(pa | (pb << (wa * N)) | (int(xa[j]) << top) | (int(xb[j]) << (top + 8))
+                           | (int(j == nb - 1) << (top + 16)))
+            return out
         return accumulator_beats(a, b, self.N, self.fa.width, self.fb.width)
 
     def golden(self, a, b):
         """Expected result of one dot product, consuming the LFSR words it uses (sr)."""
         kw = {}
-        L = len(a[0]) if self.mac4 else len(a)
+        L = len(a[0]) if self.mac4 or self.block else len(a)
         if self.rounding == "sr":
             p = self.params
             nb = L // self.N
@@ -85,6 +104,13 @@ class TB:
             (x, ph), (g, off) = a, b
             return int(dot_mac4(x, g, ph, off, self.fc, self.N, self.chunk, self.rounding,
                                 self.params["x_signed"], **kw))
+        if self.block:
+            (a, xa), (b, xb) = a, b
+            if kw:
+                kw["rbits_inner"] = kw["rbits_inner"][None, None, :]
+                kw["rbits_outer"] = None if kw["rbits_outer"] is None else kw["rbits_outer"][None, None, :]
+            return int(block_gemm(a[None, :], xa[None, :], b[:, None], xb[:, None], self.fa, self.fb, self.fc,
+                                  self.rounding, self.chunk, **kw)[0, 0])
         return int(dot(a, b, self.fa, self.fb, self.fc, self.N, self.chunk, self.window, self.rounding, **kw))
 
     def operands(self, L, kind):
@@ -96,6 +122,8 @@ class TB:
             x, g = rng.integers(0, 16, L), rng.integers(0, 16, L)
             off = int(rng.integers(-20, 20) if kind == "gauss" else rng.choice([-128, -60, 0, 60, 127]))
             return (x, rng.integers(0, 2, L // self.N)), (g, off)
+        if self.block:
+            return self.block_operands(L, kind)
         if kind == "gauss":
             scale = 2.0 ** rng.integers(-8, 4)
             a = fa.encode(rng.normal(1.0, 1.0, L) * scale)
@@ -111,6 +139,27 @@ class TB:
             a = rng.integers(0, 1 << fa.width, L)
             b = rng.integers(0, 1 << fb.width, L)
         return np.asarray(a, np.int64), np.asarray(b, np.int64)
+
+    def block_operands(self, L, kind):
+        """``((a codes, a scales), (b codes, b scales))`` of one dot product of ``L`` elements: blocks
+        converted from float32 data (``gauss``, ``cancel``: the second half negates the first), raw
+        codes under small scales (``tiny``), or raw codes under any scale codes, NaN included (``codes``)."""
+        rng, fa, fb, nb = self.rng, self.fa, self.fb, L // self.N
+        if kind in ("gauss", "cancel"):
+            x = rng.normal(1.0, 1.0, L) * 2.0 ** rng.integers(-8, 8)
+            if kind == "cancel":
+                x[L // 2:] = -x[: L - L // 2] if nb % 2 == 0 else x[L // 2:]
+            a, xa = quantize_blocks(x.astype(np.float32), fa)
+            b, xb = quantize_blocks((rng.normal(0.5, 1.0, L) if kind == "gauss" else np.ones(L)).astype(np.float32), fb)
+        else:
+            a = rng.integers(0, 1 << fa.element.width, L)
+            b = rng.integers(0, 1 << fb.element.width, L)
+            if kind == "tiny":
+                xa, xb = rng.integers(0, 20, nb), rng.integers(0, 20, nb)
+            else:
+                xa = np.where(rng.random(nb) < 0.05, 255, rng.integers(100, 160, nb))
+                xb = np.where(rng.random(nb) < 0.1, rng.integers(0, 256, nb), rng.integers(100, 160, nb))
+        return ((np.asarray(a, np.int64), np.asarray(xa, np.int64)), (np.asarray(b, np.int64), np.asarray(xb, np.int64)))
 
     def lengths(self, count):
         N, CL = self.N, self.chunk or 64
@@ -204,9 +253,21 @@ CONFIGS = {
                                   "acc_format": "fp16_e6m9", "rounding": "rna"},
     "mac4-n8-cl64-rne-stages1": {"lanes": 8, "chunk": 64, "front": "mac4", "stages": 1},
     "mac4-n4-cl8-sr-unsigned": {"lanes": 4, "chunk": 8, "front": "mac4", "rounding": "sr", "x_signed": False},
+    "block-mxfp8_e4m3-k8-cl32-fp32-stages1": {"front": "block", "a_format": "mxfp8_e4m3/8", "chunk": 32,
+                                              "acc_format": "fp32", "stages": 1},
+    "block-mxfp4xhbfp4-k4-cl8-bf16-sr": {"front": "block", "a_format": "mxfp4_e2m1/4", "b_format": "hbfp4/4",
+                                         "chunk": 8, "acc_format": "bf16", "rounding": "sr", "rand_bits": 7},
+}
+
+LONG_CONFIGS = {
+    "block-mxfp4-k32-nochunk-fp32": {"front": "block", "a_format": "mxfp4_e2m1", "chunk": 0, "acc_format": "fp32"},
+    "block-mxfp8_e5m2-k16-cl64-e6m9-rna-stages2": {"front": "block", "a_format": "mxfp8_e5m2/16", "chunk": 64,
+                                                   "rounding": "rna", "stages": 2},
+    "block-mxint8-k16-cl32-fp32-rtz": {"front": "block", "a_format": "mxint8/16", "chunk": 32,
+                                       "acc_format": "fp32", "rounding": "rtz"},
 }
 
 
-@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize("config", list(CONFIGS) + (list(LONG_CONFIGS) if long_enabled() else []))
 def test_accumulator(config, record_property):
-    run_cocotb("accumulator", CONFIGS[config], module=__name__, record=record_property)
+    run_cocotb("accumulator", (CONFIGS | LONG_CONFIGS)[config], module=__name__, record=record_property)

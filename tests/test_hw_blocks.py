@@ -558,7 +558,8 @@ def test_lfsr_enabled_cycles_see_golden_words(width, taps, seed, rand_bits):
     assert i == sum(enables) > 150
 
 
-@pytest.mark.parametrize("width, seed, rand_bits, words", [(31, 0x1234567, 8, 8), (17, 1, 5, 3), (16, 0xACE1, 8, 2)])
+@pytest.mark.parametrize("width, seed, rand_bits, words", [(31, 0x1234567, 8, 8), (17, 1, 5, 3), (16, 0xACE1, 8, 2), (16, 0x1D, 5, 32),
+                                                           (32, 0xDEADBEEF, 13, 2), (5, 3, 1, 9)])
 def test_lfsr_words_per_cycle_are_consecutive_golden_words(width, seed, rand_bits, words):
     """An LFSR handing out several words per enabled cycle gives, in cycle i, words i*N ... i*N+N-1
     of the one-word sequence (golden.lfsr.lfsr_lane_words), word 0 in the low bits."""

@@ -595,6 +595,8 @@ EXTRA_UNIT_CASES = [
     ("mac4", {"mode": "acc"}),
     ("mac4", {"mode": "acc", "rounding": "sr", "stages": 2}),
     ("mac4", {"mode": "int"}),
+    ("block_dot", {"a_format": "mxfp4_e2m1", "block": 32, "lanes": 16}),
+    ("accumulator", {"front": "block", "a_format": "mxfp4_e2m1/8", "acc_format": "fp32", "chunk": 16}),
 ]
 
 

@@ -1,7 +1,8 @@
 """``accumulator``: chunk-based accumulation, a streaming dot-product engine (Wang et al. 2018).
 
-Semantics: ``docs/arithmetic.md`` section 7; golden model :func:`golden.accumulator.dot`. Each input
-beat carries ``N`` operand pairs and a ``last`` flag; per beat ``inner <- round(inner + S)`` with
+Semantics: ``docs/arithmetic.md`` section 7; golden model :func:`golden.accumulator.dot` (the block
+front end: section 9.6, :func:`golden.block.block_gemm`). Each input beat carries ``N`` operand pairs
+(with ``front="block"``: one block pair, ``N = k``, and its two scale codes) and a ``last`` flag; per beat ``inner <- round(inner + S)`` with
 ``S`` the (window-truncated) exact lane sum; every ``CL`` products ``outer <- round(outer + inner)``
 and ``inner <- -0``; after the last beat the result is ``round(outer + inner)`` (``inner`` itself
 without chunking).
@@ -24,6 +25,7 @@ from amaranth.hdl import Cat, Const, EnableInserter, Module, Mux, Shape, Signal,
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from golden.block import BlockFormat, block_operand_param, is_block_spec
 from golden.checks import check_bool, check_choice, check_int, check_rand_bits, check_rounding
 from golden.formats import float_format_param
 from golden.lfsr import check_lfsr, reciprocal_taps
@@ -31,6 +33,7 @@ from golden.lfsr import check_lfsr, reciprocal_taps
 from ..addalign import operand
 from ..addround import AddRound
 from ..align import shift_right_sticky
+from ..block_dot import SCALE_BITS, BlockLaneSum
 from ..float import FloatLayout, LaneSumLayout, Unpack, exp_shape_for
 from ..lzc import Normalizer
 from ..mac4 import OFFSET_BITS, Mac4LaneSum
@@ -44,6 +47,8 @@ __all__ = ["Accumulator", "LaneSum", "exact_window", "MAX_LANES"]
 
 #: Most lanes (products per beat).
 MAX_LANES = 64
+#: Lane-sum front ends: FP8 x FP8 floats, mac4's INT4 x FP4, block-scaled block pairs.
+FRONTS = ("fp8", "mac4", "block")
 
 
 def exact_window(a_fmt, b_fmt):
@@ -213,6 +218,10 @@ class _Core(wiring.Component):
             m.submodules.lanes = ls = Mac4LaneSum(par._lanes, par._x_signed)
             m.d.comb += [ls.x.eq(self.beat.x), ls.g.eq(self.beat.g), ls.phase.eq(self.beat.phase),
                          ls.offset.eq(self.beat.offset)]
+        elif par._front == "block":
+            m.submodules.lanes = ls = BlockLaneSum(par._fa, par._fb, par._lanes)
+            m.d.comb += [ls.a.eq(self.beat.a), ls.b.eq(self.beat.b), ls.xa.eq(self.beat.xa),
+                         ls.xb.eq(self.beat.xb)]
         else:
             m.submodules.lanes = ls = LaneSum(par._fa, par._fb, par._lanes, par.window)
             m.d.comb += [ls.a.eq(self.beat.a), ls.b.eq(self.beat.b)]
@@ -346,10 +355,12 @@ class Accumulator(wiring.Component):
 
     Parameters
     ----------
-    lanes : int
-        ``N`` products per beat (1 to 64).
-    a_format, b_format : str or FloatFormat
-        Operand formats (radix 2); ``b_format`` defaults to ``a_format``.
+    lanes : int or None
+        ``N`` products per beat (1 to 64); default 1, or the block size ``k`` with ``front="block"``
+        (which takes no other value).
+    a_format, b_format : str, FloatFormat or BlockFormat
+        Operand formats (radix 2; block formats, section 9, with ``front="block"``); ``b_format``
+        defaults to ``a_format``.
     acc_format : str or FloatFormat
         Accumulation and result format (default ``e6m9``, the IEEE-style 1-6-9).
     rounding : str
@@ -365,7 +376,10 @@ class Accumulator(wiring.Component):
     front : str
         ``"fp8"``: float products of ``a_format`` x ``b_format`` lanes; ``"mac4"``: the exact
         INT4 x radix-4 FP4 lane sum of :mod:`hw.mac4` (``x_signed`` as there; the formats and the
-        window do not apply: the sum is exact).
+        window do not apply: the sum is exact); ``"block"``: one block pair of the block formats
+        ``a_format`` x ``b_format`` per beat with its two scale codes, the exact scaled block sum of
+        :class:`hw.block_dot.BlockLaneSum` (``lanes`` is the block size ``k``; the window does not
+        apply).
     rand_bits, lfsr_width, seed, seed_outer :
         ``sr`` only: word width and the two LFSRs' width and reset states.
 
@@ -376,19 +390,37 @@ class Accumulator(wiring.Component):
         the dot product. With ``front="mac4"`` the beat is ``{"x", "g", "phase", "offset", "last"}``:
         ``lanes`` INT4 and FP4 codes (4 bits each, lane 0 lowest), the TPR phase and the exponent
         offset (keep it constant over a dot product to match :func:`golden.accumulator.dot_mac4`).
+        With ``front="block"`` it is ``{"a", "b", "xa", "xb", "last"}``: ``k`` element codes each (lane
+        0 lowest) and the two 8-bit scale codes of the block pair (:func:`golden.block.block_gemm`).
     o : Out(stream.Signature(FloatLayout(acc_format)))
         One result per dot product, ``latency`` cycles after its last beat when not stalled.
     """
 
     @rejects_quietly
-    def __init__(self, lanes=1, a_format="fp8_e5m2", b_format=None, acc_format="e6m9", rounding="rne",
+    def __init__(self, lanes=None, a_format="fp8_e5m2", b_format=None, acc_format="e6m9", rounding="rne",
                  chunk=64, window="exact", stages=0, rand_bits=8, lfsr_width=16, seed=1, seed_outer=1,
                  front="fp8", x_signed=True):
-        self._lanes = check_int("lanes", lanes, 1, MAX_LANES)
-        self._front = check_choice("front", front, ("fp8", "mac4"))
+        self._front = check_choice("front", front, FRONTS)
         self._x_signed = check_bool("x_signed", x_signed)
-        self._fa = float_format_param("a_format", a_format)
-        self._fb = float_format_param("b_format", a_format if b_format is None else b_format)
+        b_format = a_format if b_format is None else b_format
+        if front == "block":
+            self._fa, self._fb = (self._block_format(name, fmt) for name, fmt in
+                                  (("a_format", a_format), ("b_format", b_format)))
+            if self._fa.k != self._fb.k:
+                raise ValueError(f"a_format and b_format must have the same block size, not {self._fa.k} "
+                                 f"({self._fa}) and {self._fb.k} ({self._fb})")
+            k = self._fa.k
+            if lanes is not None and check_int("lanes", lanes) != k:
+                raise ValueError(f"lanes must be the block size k={k} with front block (one block pair per "
+                                 f"beat), not {lanes}")
+            self._lanes = k
+        else:
+            for name, fmt in (("a_format", a_format), ("b_format", b_format)):
+                if isinstance(fmt, BlockFormat) or is_block_spec(fmt):
+                    raise ValueError(f"{name} {fmt} is a block format: it needs front block")
+            self._fa = float_format_param("a_format", a_format)
+            self._fb = float_format_param("b_format", b_format)
+            self._lanes = check_int("lanes", 1 if lanes is None else lanes, 1, MAX_LANES)
         self._fc = float_format_param("acc_format", acc_format)
         self._rounding = check_rounding(rounding)
         self._rand_bits = check_rand_bits(rand_bits, rounding)
@@ -396,8 +428,8 @@ class Accumulator(wiring.Component):
         if chunk < 0 or chunk % self._lanes:
             raise ValueError(f"chunk must be 0 or a positive multiple of lanes={self._lanes}, not {chunk}")
         self._chunk = chunk
-        exact = exact_window(self._fa, self._fb)
-        if window == "exact":
+        exact = exact_window(self._fa, self._fb) if front != "block" else None
+        if window == "exact" or front == "block":
             self._window = exact
         else:
             w = check_int("window", window)
@@ -417,6 +449,11 @@ class Accumulator(wiring.Component):
                 "x": 4 * self._lanes, "g": 4 * self._lanes, "phase": 1, "offset": signed(OFFSET_BITS),
                 "last": 1,
             })
+        elif front == "block":
+            self.beat_layout = data.StructLayout({
+                "a": self._lanes * self._fa.element.width, "b": self._lanes * self._fb.element.width,
+                "xa": SCALE_BITS, "xb": SCALE_BITS, "last": 1,
+            })
         else:
             self.beat_layout = data.StructLayout({
                 "a": data.ArrayLayout(FloatLayout(self._fa), self._lanes),
@@ -428,9 +465,17 @@ class Accumulator(wiring.Component):
             "o": Out(stream.Signature(FloatLayout(self._fc))),
         })
 
+    @staticmethod
+    def _block_format(name, fmt):
+        """A block operand format: a block spec or object (an element alone has no block size here)."""
+        if not (isinstance(fmt, BlockFormat) or is_block_spec(fmt)):
+            raise ValueError(f"{name} must be a block format with front block (e.g. mxfp8_e4m3, "
+                             f"mx:e2m1:finite/16, hbfp8), not {fmt}")
+        return block_operand_param(name, fmt)
+
     @property
     def window(self):
-        """The window width in bits (``exact`` resolved)."""
+        """The window width in bits (``exact`` resolved; ``None`` for the block front, always exact)."""
         return self._window
 
     @property

@@ -48,6 +48,7 @@ from ..addalign import look_bits, operand, window_geometry
 from ..addround import ADD_CUTS, AddRound
 from ..float import FloatLayout, LaneSumLayout, Unpack, exp_shape_for
 from ..lzc import Normalizer
+from ..multiply import signed_product_bits
 from ..pipeline import Pipeline, check_stages
 from ..validate import rejects_quietly
 
@@ -186,22 +187,9 @@ def fp4_lane(m, x, g, x_signed, name="lane"):
 
 
 def int4_lane(x, w, x_signed, w_signed):
-    """Partial-product bits of one INT4 x INT4 lane (Baugh-Wooley): ``([(bit, column)], constant)``.
-
-    The product is ``sum(bit << column) + constant``: a partial product of negative weight (one
-    factor a sign bit of a signed operand, the other not) enters inverted, ``-b = ~b - 1``.
-    """
-    bits, constant = [], 0
-    for i in range(4):
-        for j in range(4):
-            negative = (x_signed and i == 3) != (w_signed and j == 3)
-            pp = x[i] & w[j]
-            if negative:
-                bits.append((~pp, i + j))
-                constant -= 1 << (i + j)
-            else:
-                bits.append((pp, i + j))
-    return bits, constant
+    """Partial-product bits of one INT4 x INT4 lane (Baugh-Wooley): ``([(bit, column)], constant)``
+    (:func:`hw.multiply.signed_product_bits`)."""
+    return signed_product_bits(x, w, x_signed, w_signed)
 
 
 class MAC4(wiring.Component):

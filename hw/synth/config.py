@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from golden.block import BlockFormat
 from golden.formats import Format
 
 from ..units import UNITS, UnitError
@@ -38,16 +39,25 @@ REFERENCE_UNITS = {REF_MAC.name: REF_MAC}
 _MACS = {
     "fp8_fma": lambda p: 1,
     "mac4": lambda p: p["lanes"],
-    "accumulator": lambda p: p["lanes"],
+    "accumulator": lambda p: p["lanes"] or (_block_size(p) if p["front"] == "block" else 1),
+    "block_dot": lambda p: p["lanes"] or _block_size(p),
     "ref_mac": lambda p: 1 if p["op"] == "mac" else None,
 }
 
 
-#: Lanes (values per cycle) of the quantizer and reducer units, whose area is also given per lane.
+def _block_size(p, name="a_format"):
+    """The block size ``k`` of a block unit's resolved parameters (its lanes when not given)."""
+    from golden.block import block_operand_param
+    return block_operand_param(name, p[name], p.get("block")).k
+
+
+#: Lanes (values per cycle) of the quantizer and reducer units, whose area is also given per lane (a
+#: block quantizer's lanes are the elements of its block).
 _LANES = {
     "luq": lambda p: p["lanes"],
     "tpr_quantize": lambda p: p["lanes"],
     "amax": lambda p: p["lanes"],
+    "block_quantize": lambda p: _block_size(p, "format"),
 }
 
 
@@ -121,7 +131,7 @@ def json_value(value):
     """``value`` as JSON data (tuples become lists, formats their names or specs)."""
     if isinstance(value, tuple):
         return list(value)
-    return str(value) if isinstance(value, Format) else value
+    return str(value) if isinstance(value, (Format, BlockFormat)) else value
 
 
 @dataclass(frozen=True)
