@@ -283,6 +283,14 @@ def test_seeded_run_of_each_new_family_is_bit_reproducible(recipe, small):
     assert other["digest"] != first["digest"] and first["finite"]
 
 
+@pytest.mark.parametrize("recipe", ["mxfp8", "luq", "fqt-psq"])
+def test_no_tile_capture_for_twins_without_rtl(recipe):
+    """The block, LUQ and affine-integer twins have no RTL yet: capturing a tile says so."""
+    from train.tiles import capture
+    with pytest.raises(ValueError, match="no tile capture for"):
+        capture(recipe, "mlp", "fc2", "bwd_weight")
+
+
 def test_a_new_recipe_is_one_object(monkeypatch, small):
     """A recipe registered as data runs through the unchanged loop (here: CL = 16, e4m3 weights)."""
     base = RECIPES["fp8-wang2018"]
