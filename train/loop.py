@@ -89,6 +89,7 @@ def run(recipe_name, model_name, data, epochs, seed, hyper=Hyper(), progress=Non
     history = []
     for epoch in range(1, epochs + 1):
         te = time.perf_counter()
+        model.start_epoch(epoch, epochs)
         order_rng = np.random.default_rng([seed, 2, epoch])
         losses = []
         for step, idx in enumerate(batches(len(data.x_train), hyper.batch_size, order_rng)):

@@ -44,7 +44,7 @@ class GemmCore:
     """``Y = X W`` of 2-D ``X`` (M, K) and the weight ``W`` (K, N) under ``recipe``."""
 
     def __init__(self, w, recipe, name):
-        self.recipe, self.name = recipe, name
+        self.base, self.recipe, self.name = recipe, recipe, name
         self.w = Param(w, recipe.update, name + ".w")
         self.act_state = {k: Param(np.array(v, F32), SgdFp32(), f"{name}.{k}")
                           for k, v in recipe.activation.params().items()}
@@ -53,6 +53,11 @@ class GemmCore:
 
     def params(self):
         return [self.w, *self.act_state.values()]
+
+    def start_epoch(self, epoch, epochs):
+        """Run the recipe of epoch ``epoch`` of ``epochs`` (``Recipe.at_epoch``: the same one unless
+        the recipe has phases)."""
+        self.recipe = self.base.at_epoch(epoch, epochs)
 
     def _gemm(self, role, a, b, ctx):
         twin = getattr(self.recipe, role)
@@ -63,15 +68,15 @@ class GemmCore:
 
     def forward(self, x, ctx):
         r = self.recipe
-        qx = r.activation.quantize(x, self.act_state)
-        qw = r.weight.quantize(self.w.data, {})
+        qx = r.activation.quantize(x, self.act_state, ctx.rng)
+        qw = r.weight.quantize(self.w.data, {}, ctx.rng)
         if ctx.train:
             self._qx, self._qw = qx, qw
         return self._gemm("fwd", qx, qw, ctx)
 
     def backward(self, dy, ctx, need_dx=True):
         r = self.recipe
-        g_data, g_weight = r.grad.quantize_grad(dy, self.grad_state)
+        g_data, g_weight = r.grad.quantize_grad(dy, self.grad_state, ctx.rng)
         self.w.grad += self._gemm("bwd_weight", self._qx.T, g_weight, ctx)
         if not need_dx:
             return None
@@ -202,6 +207,11 @@ class Model:
 
     def gemm_layers(self):
         return [layer for layer in self.layers if layer.gemm]
+
+    def start_epoch(self, epoch, epochs):
+        """Tell every GEMM layer which epoch (1-based) of how many starts (recipes with phases)."""
+        for layer in self.gemm_layers():
+            layer.core.start_epoch(epoch, epochs)
 
     def forward(self, x, ctx):
         x = x.reshape(x.shape[0], -1) if self.input_rank == 2 else x[..., None]

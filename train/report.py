@@ -127,27 +127,36 @@ def _plt():
         return None
 
 
+def _style(name):
+    """A recipe's colour and line style in registry order: the ten dark tab20 hues, solid, then their
+    light twins, dashed (up to twenty recipes stay distinct)."""
+    import matplotlib
+    recipes = list(RECIPES)
+    k = (recipes.index(name) if name in recipes else len(recipes)) % 20
+    return matplotlib.colormaps["tab20"](2 * k if k < 10 else 2 * (k - 10) + 1), ("-" if k < 10 else "--")
+
+
 def plot_curves(report, path):
     """Test accuracy per epoch, one line per recipe (mean over seeds), one panel per model."""
     plt = _plt()
     if plt is None:
         return False
     models = list(dict.fromkeys(r["model"] for r in report["runs"]))
-    fig, axes = plt.subplots(1, len(models), figsize=(5.2 * len(models), 4.0), squeeze=False)
-    recipes = list(RECIPES)
+    fig, axes = plt.subplots(1, len(models), figsize=(5.6 * len(models), 4.6), squeeze=False)
     for ax, model in zip(axes[0], models):
         for name in dict.fromkeys(r["recipe"] for r in report["runs"] if r["model"] == model):
             rs = [r for r in report["runs"] if r["model"] == model and r["recipe"] == name]
             acc = np.mean([[h["test_acc"] * 100 for h in r["history"]] for r in rs], axis=0)
             epochs = [h["epoch"] for h in rs[0]["history"]]
+            color, ls = _style(name)
             ax.plot(epochs, acc, marker=".", label=f"{name} ({len(rs)} seed{'s' if len(rs) > 1 else ''})",
-                    color=f"C{recipes.index(name) if name in recipes else 9}")
+                    color=color, ls=ls, lw=1.2, ms=4)
         ax.set_title(f"{model} on {report['data']}")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_xlabel("epoch")
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=6, loc="lower right", ncol=2 if len(ax.get_lines()) > 6 else 1)
     fig.tight_layout()
     fig.savefig(path, metadata={"Software": None})
     plt.close(fig)
@@ -160,16 +169,15 @@ def plot_frontier(report, path):
     if plt is None:
         return False
     pts = report["frontier"]["points"]
-    recipes = list(RECIPES)
     markers = {"mlp": "o", "cnn": "s"}
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for p in pts:
         ax.errorbar(p["area_per_mac_um2"], p["acc_mean"], yerr=p["acc_std"], fmt=markers.get(p["model"], "^"),
-                    color=f"C{recipes.index(p['recipe'])}", capsize=3, ms=7, alpha=0.85)
+                    color=_style(p["recipe"])[0], capsize=3, ms=7, alpha=0.85)
     # A legend, not labels at the points: recipes of similar area and accuracy would overlap.
     from matplotlib.lines import Line2D
     shown = list(dict.fromkeys(p["recipe"] for p in pts))
-    handles = [Line2D([], [], color=f"C{recipes.index(r)}", marker="o", ls="", label=r) for r in shown]
+    handles = [Line2D([], [], color=_style(r)[0], marker="o", ls="", label=r) for r in shown]
     handles += [Line2D([], [], color="grey", marker=markers.get(m, "^"), ls="", label=m)
                 for m in dict.fromkeys(p["model"] for p in pts)]
     ax.legend(handles=handles, fontsize=7, loc="best")
