@@ -42,7 +42,7 @@ from ..float import FloatLayout, LaneSumLayout, Unpack, exp_shape_for
 from ..lzc import Normalizer
 from ..multiply import signed_product_bits, unsigned_product
 from ..pipeline import Pipeline, check_stages
-from ..stochastic_round.lfsr import RandSource
+from ..stochastic_round.lfsr import RandSource, RandUnit
 from ..validate import rejects_quietly
 
 __all__ = ["BlockDot", "BlockLaneSum", "MAX_LANES", "CUTS", "CUT_WEIGHTS", "SCALE_BITS"]
@@ -266,7 +266,7 @@ class BlockLaneSum(wiring.Component):
         return m
 
 
-class BlockDot(wiring.Component):
+class BlockDot(RandUnit, wiring.Component):
     """``y = round(c + Xa * Xb * sum_{i<N} Pa_i * Pb_i)``: one beat of block-scaled elements, exact
     sum, one rounding.
 
@@ -326,19 +326,8 @@ class BlockDot(wiring.Component):
             "xa": In(SCALE_BITS), "xb": In(SCALE_BITS),
             "c": In(FloatLayout(self._fc)), "y": Out(FloatLayout(self._fc)),
         }
-        members.update(self._rand.members())
-        if self.clocked:
-            members |= {"valid_in": In(1), "valid_out": Out(1)}
+        members |= self._rand.unit_members(self._stages)
         super().__init__(members)
-
-    @property
-    def clocked(self):
-        return self._stages > 0 or self._rand.kind == "lfsr"
-
-    @property
-    def stages(self):
-        """Latency in cycles."""
-        return self._stages
 
     @property
     def lanes(self):

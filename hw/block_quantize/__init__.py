@@ -37,7 +37,7 @@ from ..align import shift_right_sticky
 from ..lzc import Normalizer, leading_zeros
 from ..pipeline import Pipeline, check_stages
 from ..rounder import Rounder
-from ..stochastic_round.lfsr import RandSource
+from ..stochastic_round.lfsr import RandSource, RandUnit
 from ..validate import rejects_quietly
 
 __all__ = ["BlockQuantize", "SOURCES", "CUTS", "CUT_WEIGHTS", "rounding_format"]
@@ -66,7 +66,7 @@ def rounding_format(fmt):
     return el, 0
 
 
-class BlockQuantize(wiring.Component):
+class BlockQuantize(RandUnit, wiring.Component):
     """One block of ``k`` FP32 or BF16 values to ``k`` element codes and the scale code.
 
     Parameters
@@ -119,19 +119,8 @@ class BlockQuantize(wiring.Component):
         self._stages = check_stages(stages)
         k = self._fmt.k
         members = {"x": In(k * src.width), "y": Out(k * self._fmt.element.width), "scale": Out(8)}
-        members.update(self._rand.members())
-        if self.clocked:
-            members |= {"valid_in": In(1), "valid_out": Out(1)}
+        members |= self._rand.unit_members(self._stages)
         super().__init__(members)
-
-    @property
-    def clocked(self):
-        return self._stages > 0 or self._rand.kind == "lfsr"
-
-    @property
-    def stages(self):
-        """Latency in cycles."""
-        return self._stages
 
     @property
     def format(self):

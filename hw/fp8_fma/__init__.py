@@ -31,7 +31,7 @@ from ..float import FloatLayout, Unpack, exp_shape_for
 from ..lzc import Normalizer
 from ..multiply import unsigned_product
 from ..pipeline import Pipeline, check_stages
-from ..stochastic_round.lfsr import RandSource
+from ..stochastic_round.lfsr import RandSource, RandUnit
 from ..validate import rejects_quietly
 
 __all__ = ["FMA"]
@@ -43,7 +43,7 @@ CUTS = ("product", "aligned", "sum", "normalized", "output")
 CUT_WEIGHTS = (4, 5, 4, 4, 3)
 
 
-class FMA(wiring.Component):
+class FMA(RandUnit, wiring.Component):
     """``y = round(a*b + c)``, fused (one rounding).
 
     Parameters
@@ -88,20 +88,8 @@ class FMA(wiring.Component):
             "a": In(FloatLayout(self._fa)), "b": In(FloatLayout(self._fb)), "c": In(FloatLayout(self._fc)),
             "y": Out(FloatLayout(self._fc)),
         }
-        members.update(self._rand.members())
-        if self.clocked:
-            members["valid_in"] = In(1)
-            members["valid_out"] = Out(1)
+        members |= self._rand.unit_members(self._stages)
         super().__init__(members)
-
-    @property
-    def clocked(self):
-        return self._stages > 0 or self._rand.kind == "lfsr"
-
-    @property
-    def stages(self):
-        """Latency in cycles."""
-        return self._stages
 
     @property
     def formats(self):

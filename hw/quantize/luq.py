@@ -29,7 +29,7 @@ from ..addalign import look_bits
 from ..float import exp_shape_for
 from ..pipeline import Pipeline, check_stages
 from ..rounder import Rounder
-from ..stochastic_round.lfsr import RandSource
+from ..stochastic_round.lfsr import RandSource, RandUnit
 from ..validate import rejects_quietly
 from .common import SourceRaw, check_quant_lanes, check_source, pack_lanes, scaled_exponent
 
@@ -47,7 +47,7 @@ def min_scale_bits(source):
     return twos_width(*luq_scale_exp_range(source))
 
 
-class LUQ(wiring.Component):
+class LUQ(RandUnit, wiring.Component):
     """``lanes`` LUQ quantizers with one power-of-two scale per beat.
 
     Parameters
@@ -109,24 +109,12 @@ class LUQ(wiring.Component):
         self._stages = check_stages(stages)
         members = {"x": In(self._lanes * self._source.width), "scale_exp": In(scale_bits),
                    "q": Out(4 * self._lanes)}
-        members.update(self._rand.members())
-        if self.clocked:
-            members["valid_in"] = In(1)
-            members["valid_out"] = Out(1)
+        members |= self._rand.unit_members(self._stages)
         super().__init__(members)
-
-    @property
-    def clocked(self):
-        return self._stages > 0 or self._rand.kind == "lfsr"
 
     @property
     def lanes(self):
         return self._lanes
-
-    @property
-    def stages(self):
-        """Latency in cycles."""
-        return self._stages
 
     @property
     def scale_range(self):

@@ -31,7 +31,7 @@ from ..float import exp_shape_for
 from ..mac4 import OFFSET_BITS
 from ..pipeline import Pipeline, check_stages
 from ..rounder import Rounder
-from ..stochastic_round.lfsr import RandSource
+from ..stochastic_round.lfsr import RandSource, RandUnit
 from ..validate import rejects_quietly
 from .common import SourceRaw, check_quant_lanes, check_source, pack_lanes, scaled_exponent
 
@@ -41,7 +41,7 @@ __all__ = ["TPRQuantize", "CUTS"]
 CUTS = ("scaled", "output")
 
 
-class TPRQuantize(wiring.Component):
+class TPRQuantize(RandUnit, wiring.Component):
     """``lanes`` two-phase FP4 quantizers with one GradScale exponent per beat.
 
     Parameters
@@ -92,24 +92,12 @@ class TPRQuantize(wiring.Component):
         self._stages = check_stages(stages)
         members = {"x": In(self._lanes * self._source.width), "offset": In(OFFSET_BITS),
                    "g0": Out(4 * self._lanes), "g1": Out(4 * self._lanes)}
-        members.update(self._rand.members())
-        if self.clocked:
-            members["valid_in"] = In(1)
-            members["valid_out"] = Out(1)
+        members |= self._rand.unit_members(self._stages)
         super().__init__(members)
-
-    @property
-    def clocked(self):
-        return self._stages > 0 or self._rand.kind == "lfsr"
 
     @property
     def lanes(self):
         return self._lanes
-
-    @property
-    def stages(self):
-        """Latency in cycles."""
-        return self._stages
 
     @property
     def lfsr_params(self):

@@ -19,13 +19,13 @@ from ..float import FloatLayout, RawLayout, Unpack, exp_shape_for
 from ..lzc import Normalizer
 from ..pipeline import Pipeline, check_stages
 from ..rounder import Rounder
-from .lfsr import LFSR, RandSource
+from .lfsr import LFSR, RandSource, RandUnit
 from ..validate import rejects_quietly
 
 __all__ = ["StochasticRound", "LFSR"]
 
 
-class StochasticRound(wiring.Component):
+class StochasticRound(RandUnit, wiring.Component):
     """Round ``x`` (a code of ``source``) into ``target`` with one rounding.
 
     Parameters
@@ -68,15 +68,8 @@ class StochasticRound(wiring.Component):
         self._rand = RandSource(rounding, self._rand_bits, rand_source, lfsr_width, lfsr_taps, seed)
         self._stages = check_stages(stages)
         members = {"x": In(self._source.width), "y": Out(FloatLayout(self._target))}
-        members.update(self._rand.members())
-        if self.clocked:
-            members["valid_in"] = In(1)
-            members["valid_out"] = Out(1)
+        members |= self._rand.unit_members(self._stages)
         super().__init__(members)
-
-    @property
-    def clocked(self):
-        return self._stages > 0 or self._rand.kind == "lfsr"
 
     @property
     def stages(self):

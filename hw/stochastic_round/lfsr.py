@@ -10,7 +10,7 @@ from golden.checks import check_int
 from golden.lfsr import check_lfsr
 from ..validate import rejects_quietly
 
-__all__ = ["LFSR", "RandSource", "MAX_WORDS"]
+__all__ = ["LFSR", "RandSource", "RandUnit", "MAX_WORDS"]
 
 #: Most words an :class:`LFSR` hands out per cycle.
 MAX_WORDS = 512
@@ -112,6 +112,20 @@ class RandSource:
         self.kind = source if rounding == "sr" else None
         self.lfsr = check_lfsr(lfsr_width, lfsr_taps, seed, rand_bits) if self.kind == "lfsr" else None
 
+    def clocked(self, stages):
+        """Whether a unit with ``stages`` registers and this source has a clock (registers or the
+        LFSR's state)."""
+        return stages > 0 or self.kind == "lfsr"
+
+    def unit_members(self, stages):
+        """The control ports every unit with a random source shares, in this order: ``rand`` (a port
+        source) and, when :meth:`clocked`, ``valid_in`` and ``valid_out`` (``clk`` and ``rst`` come
+        from the ``sync`` domain)."""
+        members = self.members()
+        if self.clocked(stages):
+            members |= {"valid_in": In(1), "valid_out": Out(1)}
+        return members
+
     def members(self):
         """The signature members it adds: ``rand`` (``words`` words, word 0 lowest) for a port
         source."""
@@ -129,3 +143,18 @@ class RandSource:
             m.d.comb += lfsr.en.eq(unit.valid_in)
             return lfsr.rand
         return None
+
+
+class RandUnit:
+    """The properties a unit with a :class:`RandSource` ``_rand`` and ``_stages`` register stages
+    shares with the others (mixed into its ``wiring.Component``)."""
+
+    @property
+    def clocked(self):
+        """Whether the unit has ``clk``, ``rst``, ``valid_in`` and ``valid_out``."""
+        return self._rand.clocked(self._stages)
+
+    @property
+    def stages(self):
+        """Latency in cycles."""
+        return self._stages
