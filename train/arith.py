@@ -514,11 +514,11 @@ class Mac4AccGemm:
 @dataclass(frozen=True)
 class BlockGemm:
     """:func:`golden.block.block_gemm`: block operands (OCP MX, HBFP) into ``acc_format`` (FP32 by
-    default), one exact block sum and one rounding per block pair (twin: the future ``hw/block_dot``
-    streamed through ``hw.accumulator --front block``; ``docs/arithmetic.md`` section 9.6). The left
-    operand's blocks run along its rows (axis 1), the right one's along its columns (axis 0): both
-    along the reduction axis. The element formats are the operands' own (``a_format`` and
-    ``b_format`` in either order)."""
+    default), one exact block sum and one rounding per block pair (twin: ``hw.accumulator --front
+    block``, one block pair per beat; ``docs/arithmetic.md`` section 9.6). The left operand's blocks
+    run along its rows (axis 1), the right one's along its columns (axis 0): both along the
+    reduction axis. The element formats are the operands' own (``a_format`` and ``b_format`` in
+    either order)."""
 
     a_format: str = "mxfp8_e4m3"
     b_format: str = "mxfp8_e4m3"
@@ -526,11 +526,11 @@ class BlockGemm:
     chunk: int = 0
     rounding: str = "rne"
 
-    unit = "block_dot"
+    unit = "accumulator"
 
     def config(self):
-        return {"a_format": self.a_format, "b_format": self.b_format, "acc_format": self.acc_format,
-                "chunk": self.chunk, "rounding": self.rounding}
+        return {"front": "block", "a_format": self.a_format, "b_format": self.b_format,
+                "acc_format": self.acc_format, "chunk": self.chunk, "rounding": self.rounding}
 
     def operands(self, a, b):
         """``(A_codes, A_scales, B_codes, B_scales)``: ``a`` blocked along its rows, ``b`` along its
