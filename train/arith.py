@@ -543,13 +543,14 @@ class BlockGemm:
         (A, As), (B, Bs) = a.blocks[0], b.blocks[1]
         return A, As, B, Bs
 
-    def codes(self, a, b):
+    def codes(self, A, As, B, Bs, fmt_a, fmt_b):
+        """The unit's result codes of the block operands (:meth:`operands`) of formats ``fmt_a`` x
+        ``fmt_b``."""
         from golden.block import block_gemm
-        A, As, B, Bs = self.operands(a, b)
-        return block_gemm(A, As, B, Bs, a.fmt, b.fmt, self.acc_format, self.rounding, self.chunk)
+        return block_gemm(A, As, B, Bs, fmt_a, fmt_b, self.acc_format, self.rounding, self.chunk)
 
     def matmul(self, a, b, rng):
-        return parse_format(self.acc_format).decode(self.codes(a, b)).astype(np.float32)
+        return parse_format(self.acc_format).decode(self.codes(*self.operands(a, b), a.fmt, b.fmt)).astype(np.float32)
 
 
 @dataclass(frozen=True)
