@@ -54,6 +54,7 @@ def test_the_block_front_point_sets_the_block_twins_of_its_operand_formats():
     ("fp8-wang2018", "accumulator", {"front": "block", "a_format": "mxfp8_e4m3"}, "no GEMM"),
     ("mxfp8", "accumulator", {"a_format": "e4m3:fn", "lanes": 8}, "no GEMM"),
     ("mxfp8", "accumulator", {"front": "block", "a_format": "hbfp4"}, "no GEMM"),
+    ("mxfp8", "accumulator", {"front": "block", "a_format": "mxfp8_e4m3", "rounding": "sr"}, "'sr' of the block GEMM"),
 ])
 def test_a_point_the_recipe_does_not_run_on_is_one_line(recipe, unit, params, words):
     with pytest.raises(ValueError, match=words) as info:

@@ -528,6 +528,12 @@ class BlockGemm:
 
     unit = "accumulator"
 
+    def __post_init__(self):
+        if self.rounding == "sr":
+            # matmul draws no random words: no block recipe rounds its GEMMs stochastically (HBFP's
+            # sr is in the conversion, BlockCast).
+            raise ValueError("BlockGemm: rounding 'sr' of the block GEMM is not emulated (rne, rna or rtz)")
+
     def config(self):
         return {"front": "block", "a_format": self.a_format, "b_format": self.b_format,
                 "acc_format": self.acc_format, "chunk": self.chunk, "rounding": self.rounding}
