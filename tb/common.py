@@ -14,7 +14,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge, Timer
 
 __all__ = ["rng_for", "drive_comb", "PipelineTB", "log_seed", "StreamSource", "StreamSink",
-           "accumulator_beats", "accumulator_mac4_beats", "pack_lanes", "unpack_lanes", "sample_codes"]
+           "accumulator_beats", "accumulator_mac4_beats", "accumulator_block_beats", "pack_lanes", "unpack_lanes", "sample_codes"]
 
 
 def rng_for(tag=""):
@@ -168,6 +168,18 @@ def accumulator_mac4_beats(x, g, phase, offset, lanes):
     ph = np.broadcast_to(np.asarray(phase), (nb,))
     return [u | (v << (4 * lanes)) | (int(ph[j]) << (8 * lanes)) | ((int(offset) & 0xFF) << (8 * lanes + 1))
             | (int(j == nb - 1) << (8 * lanes + 9)) for j, (u, v) in enumerate(zip(px, pg))]
+
+
+def accumulator_block_beats(a, a_scales, b, b_scales, k, wa, wb):
+    """``hw.accumulator --front block`` payloads of one dot product: one block pair per beat,
+    ``{last, b scale, a scale, b elements, a elements}`` (element ``i`` of a block in bits
+    ``i*width``; 8-bit scale codes). ``a``, ``b``: element codes (length a multiple of ``k``);
+    ``a_scales``, ``b_scales``: one scale code per block (``docs/arithmetic.md`` section 9.6)."""
+    pa = _pack(np.reshape(a, (-1, k)), wa)
+    pb = _pack(np.reshape(b, (-1, k)), wb)
+    nb, top = len(pa), (wa + wb) * k
+    return [x | (y << (wa * k)) | (int(a_scales[j]) << top) | (int(b_scales[j]) << (top + 8))
+            | (int(j == nb - 1) << (top + 16)) for j, (x, y) in enumerate(zip(pa, pb))]
 
 
 class StreamSource:

@@ -17,7 +17,8 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from common import StreamSink, StreamSource, accumulator_beats, accumulator_mac4_beats, log_seed, rng_for
+from common import (StreamSink, StreamSource, accumulator_beats, accumulator_block_beats, accumulator_mac4_beats,
+                    log_seed, rng_for)
 from harness import long_enabled, run_cocotb, unit_config
 
 from golden.accumulator import dot
@@ -74,15 +75,7 @@ class TB:
             return accumulator_mac4_beats(x, g, ph, off, self.N)
         if self.block:
             (a, xa), (b, xb) = a, b
-            N, wa, wb = self.N, self.fa.element.width, self.fb.element.width
-            nb, out = len(a) // N, []
-            for j in range(nb):
-                pa = sum(int(a[j * N + k]) << (wa * k) for k in range(N))
-                pb = sum(int(b[j * N + k]) << (wb * k) for k in range(N))
-                top = (wa + wb) * N
-                out.append(pa | (pb << (wa * N)) | (int(xa[j]) << top) | (int(xb[j]) << (top + 8))
-                           | (int(j == nb - 1) << (top + 16)))
-            return out
+            return accumulator_block_beats(a, xa, b, xb, self.N, self.fa.element.width, self.fb.element.width)
         return accumulator_beats(a, b, self.N, self.fa.width, self.fb.width)
 
     def golden(self, a, b):

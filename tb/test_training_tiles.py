@@ -10,6 +10,12 @@ product of the tile is one packet of beats, and every result code must equal the
   accumulation where chunking matters.
 - ``int4-sun2020``, CNN ``conv2`` backward-weight: unsigned PACT INT4 activations times FP4 gradients
   (TPR phase 1, the layer's GradScale exponent as the offset), same lengths, through the mac4 front.
+- ``mxfp8``, CNN ``conv2`` backward-weight: MXFP8 E4M3 activations times MXFP8 E5M2 gradients, both
+  blocked along K (k = 32, E8M0 scales), through the block front (one block pair and its two scale
+  codes per beat: 128 beats per dot product), into FP32, no chunking.
+- ``accuracy-booster``, CNN ``conv2`` backward-weight: the recipe's main format, HBFP4 x HBFP4 (the
+  conversion rounds stochastically with the step's random words, which are in the captured codes;
+  the GEMM itself rounds to nearest even), same front and lengths.
 """
 
 from __future__ import annotations
@@ -23,9 +29,11 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from common import StreamSink, StreamSource, accumulator_beats, accumulator_mac4_beats, log_seed, rng_for
+from common import (StreamSink, StreamSource, accumulator_beats, accumulator_block_beats, accumulator_mac4_beats,
+                    log_seed, rng_for)
 from harness import BUILD, run_cocotb, unit_config
 
+from golden.block import block_operand_param
 from golden.formats import parse_format
 from hw.units import get_unit
 
@@ -50,11 +58,17 @@ async def tile_matches_emulation(dut):
     await ClockCycles(dut.clk, 3)
     dut.rst.value = 0
     await RisingEdge(dut.clk)
+    if p["front"] == "block":
+        fa = block_operand_param("a_format", p["a_format"])
+        fb = block_operand_param("b_format", p["b_format"] or p["a_format"])
     payloads = []
     for m in range(a.shape[0]):
         for n in range(b.shape[1]):
             if p["front"] == "mac4":
                 payloads += accumulator_mac4_beats(a[m], b[:, n], int(t["phase"]), int(t["offset"]), N)
+            elif p["front"] == "block":
+                payloads += accumulator_block_beats(a[m], t["a_scales"][m], b[:, n], t["b_scales"][:, n], fa.k,
+                                                    fa.element.width, fb.element.width)
             else:
                 payloads += accumulator_beats(a[m], b[:, n], N, parse_format(p["a_format"]).width,
                                               parse_format(p["b_format"] or p["a_format"]).width)
@@ -80,6 +94,8 @@ async def tile_matches_emulation(dut):
 TILES = {
     "fp8-wang2018-cnn-conv2-bwd_weight": ("fp8-wang2018", "cnn", "conv2", "bwd_weight"),
     "int4-sun2020-cnn-conv2-bwd_weight": ("int4-sun2020", "cnn", "conv2", "bwd_weight"),
+    "mxfp8-cnn-conv2-bwd_weight": ("mxfp8", "cnn", "conv2", "bwd_weight"),
+    "accuracy-booster-cnn-conv2-bwd_weight": ("accuracy-booster", "cnn", "conv2", "bwd_weight"),
 }
 
 
@@ -88,7 +104,9 @@ def test_training_tile(tile, record_property):
     from train.tiles import capture
     t = capture(*TILES[tile], seed=0, step=0).sub(TILE_ROWS, TILE_COLS)
     assert t.a.shape == (8, 4096) and t.b.shape == (4096, 8)
+    if t.config.get("front") == "block":
+        assert t.a_scales.shape == (8, 128) and t.b_scales.shape == (128, 8)      # blocks of 32 along K
     path = BUILD / "tiles" / f"{tile}.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, a=t.a, b=t.b, codes=t.codes, phase=t.phase, offset=t.offset)
+    np.savez(path, **t.arrays())
     run_cocotb(t.unit, t.config, module=__name__, extra_env={"LOWBIT_TILE": str(path)}, record=record_property)

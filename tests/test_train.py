@@ -283,12 +283,48 @@ def test_seeded_run_of_each_new_family_is_bit_reproducible(recipe, small):
     assert other["digest"] != first["digest"] and first["finite"]
 
 
-@pytest.mark.parametrize("recipe", ["mxfp8", "luq", "fqt-psq"])
+@pytest.mark.parametrize("recipe", ["luq", "fqt-psq"])
 def test_no_tile_capture_for_twins_without_rtl(recipe):
-    """The block, LUQ and affine-integer twins have no RTL yet: capturing a tile says so."""
+    """The LUQ and affine-integer twins have no RTL yet: capturing a tile says so."""
     from train.tiles import capture
     with pytest.raises(ValueError, match="no tile capture for"):
         capture(recipe, "mlp", "fc2", "bwd_weight")
+
+
+def test_no_tile_capture_of_an_sr_gemm(monkeypatch):
+    """The RTL draws its sr words from its own LFSRs, so an sr GEMM gives no tile."""
+    from train.tiles import capture
+    base = RECIPES["fp8-wang2018"]
+    monkeypatch.setitem(RECIPES, "sr-gemm", replace(base, name="sr-gemm",
+                                                    bwd_weight=replace(base.bwd_weight, rounding="sr")))
+    with pytest.raises(ValueError, match="rne GEMMs only"):
+        capture("sr-gemm", "mlp", "fc2", "bwd_weight")
+
+
+@pytest.mark.parametrize("role, formats", [("bwd_weight", ("mxfp8_e4m3", "mxfp8_e5m2")),
+                                           ("bwd_data", ("mxfp8_e5m2", "mxfp8_e4m3"))])
+def test_block_tile_holds_the_step_block_operands(role, formats):
+    """A block tile names the accumulator's block front with the GEMM's element formats in its order,
+    holds element and scale codes blocked along K, and its result codes are the product of the
+    dequantized operands up to one FP32 rounding per block pair (an operand read along the wrong
+    axis, or scales of other blocks, would be far off)."""
+    from train.tiles import capture
+    t = capture("mxfp8", "mlp", "fc2", role)
+    assert t.unit == "accumulator"
+    assert t.config == {"front": "block", "a_format": formats[0], "b_format": formats[1], "acc_format": "fp32",
+                        "chunk": 0, "rounding": "rne"}
+    (M, K), N = t.a.shape, t.b.shape[1]
+    nb = K // 32
+    assert K % 32 == 0 and t.a_scales.shape == (M, nb) and t.b_scales.shape == (nb, N)
+    A = dequantize(t.a, t.a_scales, formats[0], axis=1)
+    B = dequantize(t.b, t.b_scales, formats[1], axis=0)
+    got = parse_format("fp32").decode(t.codes)
+    bound = (nb + 1) * 2.0 ** -23 * (np.abs(A) @ np.abs(B))
+    assert np.all(np.abs(got - A @ B) <= bound) and np.any(got != 0)
+    sub = t.sub(slice(1, 3), slice(2, 5))
+    assert np.array_equal(dequantize(sub.a, sub.a_scales, formats[0], axis=1), A[1:3])
+    assert np.array_equal(dequantize(sub.b, sub.b_scales, formats[1], axis=0), B[:, 2:5])
+    assert np.array_equal(sub.codes, t.codes[1:3, 2:5]) and set(sub.arrays()) >= {"a_scales", "b_scales"}
 
 
 def test_a_new_recipe_is_one_object(monkeypatch, small):

@@ -34,10 +34,27 @@ def test_the_mac4_front_point_sets_the_int4_recipes_backward_twins_only():
         assert getattr(recipe, role).acc_format == "fp16"
 
 
+def test_the_block_front_point_sets_the_block_twins_of_its_operand_formats():
+    """Block twins run on ``hw.accumulator --front block``; a point's block formats select the GEMMs
+    whose operands they are (E4M3 x E5M2: mxfp8's backward-weight GEMM only)."""
+    base = get_recipe("mxfp8")
+    point = {"front": "block", "a_format": "mxfp8_e4m3", "b_format": "mxfp8_e5m2", "chunk": 64, "acc_format": "bf16"}
+    recipe = recipe_for_point(base, "accumulator", point)
+    assert (recipe.bwd_weight.chunk, recipe.bwd_weight.acc_format) == (64, "bf16")
+    assert (recipe.fwd, recipe.bwd_data) == (base.fwd, base.bwd_data)
+    # An element spec is read as the unit reads it (the MX rule: E8M0 scales, k = 32).
+    recipe = recipe_for_point(base, "accumulator", {"front": "block", "a_format": "e4m3:fn", "chunk": 32})
+    assert (recipe.fwd.chunk, recipe.bwd_weight.chunk, recipe.bwd_data) == (32, 32, base.bwd_data)
+
+
 @pytest.mark.parametrize("recipe, unit, params, words", [
     ("fp8-wang2018", "accumulator", {"a_format": "e4m3:fn", "b_format": "e5m2", "lanes": 8}, "no GEMM"),
     ("fp8-wang2018", "mac4", {"mode": "acc", "lanes": 8}, "no GEMM on mac4"),
     ("fp8-wang2018", "accumulator", {"front": "mac4", "lanes": 8}, "no GEMM"),
+    ("fp8-wang2018", "accumulator", {"front": "block", "a_format": "mxfp8_e4m3"}, "no GEMM"),
+    ("mxfp8", "accumulator", {"a_format": "e4m3:fn", "lanes": 8}, "no GEMM"),
+    ("mxfp8", "accumulator", {"front": "block", "a_format": "hbfp4"}, "no GEMM"),
+    ("mxfp8", "accumulator", {"front": "block", "a_format": "mxfp8_e4m3", "rounding": "sr"}, "'sr' of the block GEMM"),
 ])
 def test_a_point_the_recipe_does_not_run_on_is_one_line(recipe, unit, params, words):
     with pytest.raises(ValueError, match=words) as info:

@@ -514,11 +514,11 @@ class Mac4AccGemm:
 @dataclass(frozen=True)
 class BlockGemm:
     """:func:`golden.block.block_gemm`: block operands (OCP MX, HBFP) into ``acc_format`` (FP32 by
-    default), one exact block sum and one rounding per block pair (twin: the future ``hw/block_dot``
-    streamed through ``hw.accumulator --front block``; ``docs/arithmetic.md`` section 9.6). The left
-    operand's blocks run along its rows (axis 1), the right one's along its columns (axis 0): both
-    along the reduction axis. The element formats are the operands' own (``a_format`` and
-    ``b_format`` in either order)."""
+    default), one exact block sum and one rounding per block pair (twin: ``hw.accumulator --front
+    block``, one block pair per beat; ``docs/arithmetic.md`` section 9.6). The left operand's blocks
+    run along its rows (axis 1), the right one's along its columns (axis 0): both along the
+    reduction axis. The element formats are the operands' own (``a_format`` and ``b_format`` in
+    either order)."""
 
     a_format: str = "mxfp8_e4m3"
     b_format: str = "mxfp8_e4m3"
@@ -526,11 +526,17 @@ class BlockGemm:
     chunk: int = 0
     rounding: str = "rne"
 
-    unit = "block_dot"
+    unit = "accumulator"
+
+    def __post_init__(self):
+        if self.rounding == "sr":
+            # matmul draws no random words: no block recipe rounds its GEMMs stochastically (HBFP's
+            # sr is in the conversion, BlockCast).
+            raise ValueError("BlockGemm: rounding 'sr' of the block GEMM is not emulated (rne, rna or rtz)")
 
     def config(self):
-        return {"a_format": self.a_format, "b_format": self.b_format, "acc_format": self.acc_format,
-                "chunk": self.chunk, "rounding": self.rounding}
+        return {"front": "block", "a_format": self.a_format, "b_format": self.b_format,
+                "acc_format": self.acc_format, "chunk": self.chunk, "rounding": self.rounding}
 
     def operands(self, a, b):
         """``(A_codes, A_scales, B_codes, B_scales)``: ``a`` blocked along its rows, ``b`` along its
@@ -543,13 +549,14 @@ class BlockGemm:
         (A, As), (B, Bs) = a.blocks[0], b.blocks[1]
         return A, As, B, Bs
 
-    def codes(self, a, b):
+    def codes(self, A, As, B, Bs, fmt_a, fmt_b):
+        """The unit's result codes of the block operands (:meth:`operands`) of formats ``fmt_a`` x
+        ``fmt_b``."""
         from golden.block import block_gemm
-        A, As, B, Bs = self.operands(a, b)
-        return block_gemm(A, As, B, Bs, a.fmt, b.fmt, self.acc_format, self.rounding, self.chunk)
+        return block_gemm(A, As, B, Bs, fmt_a, fmt_b, self.acc_format, self.rounding, self.chunk)
 
     def matmul(self, a, b, rng):
-        return parse_format(self.acc_format).decode(self.codes(a, b)).astype(np.float32)
+        return parse_format(self.acc_format).decode(self.codes(*self.operands(a, b), a.fmt, b.fmt)).astype(np.float32)
 
 
 @dataclass(frozen=True)

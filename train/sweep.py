@@ -19,6 +19,7 @@ import dataclasses
 
 import numpy as np
 
+from golden.block import block_operand_param
 from golden.formats import parse_format
 
 from .data import load_data
@@ -37,7 +38,10 @@ STRUCTURAL = ("front", "mode", "a_format", "b_format")
 ROLES = ("fwd", "bwd_data", "bwd_weight")
 
 
-def _same(key, twin_value, point_value):
+def _same(key, twin_value, point_value, block=False):
+    if key in ("a_format", "b_format") and block:
+        # The block front's operands: block formats (an element spec under the MX rule, as the unit reads it).
+        return block_operand_param(key, twin_value) == block_operand_param(key, point_value)
     if key in ("a_format", "b_format", "acc_format"):
         return parse_format(twin_value) == parse_format(point_value)
     return twin_value == point_value
@@ -47,9 +51,10 @@ def _matches(twin, unit, params):
     if getattr(twin, "unit", None) != unit:
         return False
     config = twin.config()
+    block = config.get("front") == "block"
     for key in STRUCTURAL:
         point_value = params.get(key, "fp8" if key == "front" else None)
-        if key in config and point_value is not None and not _same(key, config[key], point_value):
+        if key in config and point_value is not None and not _same(key, config[key], point_value, block):
             return False
         if key == "front" and config.get("front", "fp8") != point_value:
             return False
