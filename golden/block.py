@@ -28,6 +28,7 @@ from math import prod
 import ml_dtypes
 import numpy as np
 
+from . import kernels
 from .accumulator import accumulate_sums
 from .checks import check_codes, check_int, check_lanes, check_rand_bits, check_rand_words, check_rounding
 from .exactsum import BIG, exact_sum
@@ -182,14 +183,23 @@ class BlockFormat:
         s = np.where(amax > 0, s, SCALE_EXP_MIN)
         return np.clip(s, SCALE_EXP_MIN, SCALE_EXP_MAX).astype(np.int64)
 
-    def round_elements(self, x, rounding="rne", rbits=None, rand_bits=None):
+    def round_elements(self, x, rounding="rne", rbits=None, rand_bits=None, fast=True):
         """Element codes of exact float64 values ``x`` (already divided by the scale): rounded into the
-        element format with one rounding, then clamped to ``±elem_max`` (the sign is kept)."""
+        element format with one rounding, then clamped to ``±elem_max`` (the sign is kept).
+
+        ``fast`` allows the compiled roundings (:func:`golden.kernels.round_float`, and
+        :func:`golden.raw.round_to_int`'s; identical codes); ``False`` forces the general paths
+        (``FloatFormat.encode``, ``round_to_int(..., fast=False)``), the references."""
         el = self.element
         if self.is_fixed:
-            n = round_to_int(np.ldexp(x, el.frac_bits), rounding, rbits=rbits, rand_bits=rand_bits)
+            n = round_to_int(np.ldexp(x, el.frac_bits), rounding, rbits=rbits, rand_bits=rand_bits, fast=fast)
             n = np.clip(n, -self.max_int, self.max_int)
             return (n & ((1 << el.bits) - 1)).astype(el.code_dtype)
+        if fast:
+            check_rounding(rounding)
+            codes = kernels.round_float(x, el, rounding, rbits, check_rand_bits(rand_bits, rounding), clamp=True)
+            if codes is not None:                   # ±Inf already clamped
+                return codes
         codes = el.encode(x, rounding, rbits=rbits, rand_bits=rand_bits)
         if el.has_inf:                              # rne/rna/sr overflow to Inf: clamp instead
             codes = np.where(el.is_inf(codes), (codes & el.sign_mask) | el.max_code, codes)
@@ -322,7 +332,7 @@ def _blocks_axis(shape, axis, k, what):
     return axis % len(shape)
 
 
-def quantize_blocks(values, fmt, rounding="rne", rbits=None, rand_bits=None, axis=-1):
+def quantize_blocks(values, fmt, rounding="rne", rbits=None, rand_bits=None, axis=-1, fast=True):
     """Convert FP32/BF16 values to blocks: ``(codes, scales)`` (``docs/arithmetic.md`` section 9.4).
 
     ``values`` (float32, bfloat16 or float16 array) is cut into blocks of ``fmt.k`` consecutive
@@ -332,7 +342,7 @@ def quantize_blocks(values, fmt, rounding="rne", rbits=None, rand_bits=None, axi
     ``[-127, 127]``; ``-127`` for an all-zero block), each element rounded from the exact ``v / 2**s``
     with ``rounding`` and clamped to ``±elem_max``; a block holding a NaN or ±Inf gets the NaN scale
     ``0xFF`` and element codes 0. ``rbits`` (one ``rand_bits``-bit word per element, broadcasting to
-    ``values``) feed ``sr``.
+    ``values``) feed ``sr``. ``fast``: as :meth:`BlockFormat.round_elements` (identical codes).
     """
     fmt = block_format_param("fmt", fmt)
     check_rounding(rounding)
@@ -350,7 +360,7 @@ def quantize_blocks(values, fmt, rounding="rne", rbits=None, rand_bits=None, axi
     scaled = np.ldexp(x, -s[..., None])             # exact: a power-of-two scaling within float64
     if rb is not None:
         rb = np.moveaxis(rb, axis, -1).reshape(blocks.shape)
-    codes = fmt.round_elements(scaled, rounding, rb, R)
+    codes = fmt.round_elements(scaled, rounding, rb, R, fast=fast)
     codes = np.where(special[..., None], 0, codes).astype(fmt.code_dtype)
     scales = np.where(special, SCALE_NAN, s + SCALE_BIAS).astype(np.uint8)
     return np.moveaxis(codes.reshape(shape), -1, axis), np.moveaxis(scales, -1, axis)

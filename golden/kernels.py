@@ -1,9 +1,14 @@
-"""Compiled (Numba) fast path of the chunk-based accumulator: ``gemm``, ``dot`` and ``gemm_mac4``.
+"""Compiled (Numba) fast paths of the golden models.
 
-The semantics are those of :mod:`golden.accumulator` (``docs/arithmetic.md`` section 7); this module
-only computes them faster, on float64 values. :func:`applies` says when it may be used; the general
-path (:mod:`golden.lanesum`, :mod:`golden.exactsum`, :func:`golden.raw.round_raw`) is the definition
-and the tests check this path bit-exact against it (``fast=False``) on random and adversarial data.
+* The chunk-based accumulator: ``gemm``, ``dot`` and ``gemm_mac4`` (:func:`accumulate`).
+* One rounding into a float format or to an integer (:func:`round_float`, :func:`round_int`): the
+  block conversion (:func:`golden.block.quantize_blocks`) and :func:`golden.raw.round_to_int`.
+
+The semantics are those of the general paths (the accumulator's: ``docs/arithmetic.md`` section 7,
+:mod:`golden.lanesum`, :mod:`golden.exactsum`, :func:`golden.raw.round_raw`; the others' below);
+this module only computes them faster, on float64 values. :func:`applies` says when the
+accumulator kernel may be used; the general paths are the definitions and the tests check every
+fast path bit-exact against them (``fast=False``) on random and adversarial data.
 
 Why float64 is exact here
 -------------------------
@@ -416,3 +421,131 @@ def accumulate(Av, Bv, acc, lanes, chunk, window, rounding, rand_bits, ps, Ea=No
             MODES[rounding], R, acc.man_bits, acc.emin, acc.subnormals, acc.max_value, acc.min_normal,
             acc.has_inf, acc.has_nan, out, bad)
     return out, bad
+
+
+# -- element rounding (golden.block's conversion, docs/arithmetic.md section 9.4) -------------------
+#
+# One rounding of exact float64 values into a radix-2 float format is ``_add_round(x, -0.0, ...)``:
+# ``x + (-0)`` is ``x`` exactly for every ``x`` (zeros keep their sign), the TwoSum remainder is 0, so
+# no round-to-odd step happens and the rounding is that of the module docstring on the exact value.
+# It needs ``x`` a float64 normal number or zero whose scalings by ``2**(u+52)``, ``2**(R-u)`` stay
+# normal (``2**-900 <= |x| < 2**901`` and a format with ``emax <= 900``, ``emin - M >= -900``) and,
+# for ``sr``, ``M + R <= 51``; the kernel checks the values and reports failure instead of guessing.
+
+_LO_FIELD, _HI_FIELD = 123, 1923     # float64 exponent fields of 2**-900 and 2**900
+
+
+@njit(inline="always")
+def _code_of(v, M, emin, bias, width, inf_code, nan_code):
+    """The code of ``v``, a float64 that is exactly a value of the format (as :func:`encode_exact`)."""
+    b = _bits(v)
+    sign = (b >> 63) & 1
+    if v != v:
+        return nan_code
+    a = abs(v)
+    if a == np.inf:
+        mag = inf_code
+    elif a == 0.0:
+        mag = 0
+    else:
+        e = ((b >> 52) & 2047) - 1023
+        if e >= emin:
+            mag = ((e + bias) << M) | ((b >> (52 - M)) & ((1 << M) - 1))
+        else:
+            mag = np.int64(a * _pow2(M - emin))         # subnormal: |v| / 2**(emin - M), exact
+    return mag | (sign << (width - 1))
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _round_float_codes(x, rw, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan, clamp, bias, width,
+                       inf_code, nan_code, out):
+    """``out[i]`` = the code of ``round(x[i])`` in the format, ``±Inf`` results replaced by
+    ``±maxv`` when ``clamp``. ``rw[i]``: the words of ``sr`` (else unread). Returns ``False``
+    (``out`` then incomplete) if some ``x[i]`` is not zero or a finite number with ``2**-900 <= |x|
+    < 2**901``."""
+    for i in range(x.size):
+        xi = x[i]
+        ef = (_bits(xi) >> 52) & 2047
+        if xi != 0.0 and (ef < _LO_FIELD or ef > _HI_FIELD):
+            return False
+        r = np.float64(rw[i]) if mode == _SR else 0.0
+        v = _add_round(xi, -0.0, r, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan)
+        if clamp and np.isinf(v):
+            v = np.copysign(maxv, v)
+        out[i] = _code_of(v, M, emin, bias, width, inf_code, nan_code)
+    return True
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _round_int_values(t, rw, mode, R, out):
+    """``out[i]`` = ``t[i]`` rounded to an integer (int64) as :func:`golden.raw.round_to_int`: NaN
+    gives 0, magnitudes are clipped to ``2**62``, the rounding acts on the magnitude and the sign is
+    put back. With ``q = floor(|t|)`` and ``f = |t| - q`` (both exact), ``rne`` rounds up when ``f >
+    1/2`` or ``f = 1/2`` and ``q`` is odd, ``rna`` when ``f >= 1/2``, ``rtz`` never, ``sr`` when
+    ``floor(f * 2**R) + r >= 2**R`` (integers below ``2**33``, exact)."""
+    top = np.float64(1 << 62)
+    scale = _pow2(R)
+    for i in range(t.size):
+        ti = t[i]
+        if ti != ti:
+            out[i] = 0
+            continue
+        a = min(abs(ti), top)
+        q = np.floor(a)
+        f = a - q
+        if mode == _RNE:
+            up = f > 0.5 or (f == 0.5 and np.fmod(q, 2.0) == 1.0)
+        elif mode == _RNA:
+            up = f >= 0.5
+        elif mode == _SR:
+            up = np.floor(f * scale) + np.float64(rw[i]) >= scale
+        else:
+            up = False
+        n = np.int64(q) + (1 if up else 0)
+        out[i] = -n if ti < 0.0 else n
+    return True
+
+
+def _flat_words(rbits, shape, rounding, rand_bits):
+    """The ``sr`` words broadcast to ``shape``, flat uint64 (range-checked as ``round_raw`` does); a
+    dummy word otherwise."""
+    if rounding != "sr":
+        return np.zeros(1, np.uint64)
+    if rbits is None:
+        raise ValueError("rounding 'sr' needs rbits (the random bits)")
+    r = np.ascontiguousarray(np.broadcast_to(np.asarray(rbits), shape), dtype=np.uint64).reshape(-1)
+    if r.size and int(r.max()) >> rand_bits:
+        raise ValueError(f"random bits out of range for rand_bits={rand_bits}")
+    return r
+
+
+def round_float(x, fmt, rounding, rbits=None, rand_bits=None, clamp=False):
+    """Codes of exact float64 values ``x`` rounded into the radix-2 float format ``fmt`` with one
+    rounding: ``fmt.encode(x, ...)`` (``clamp``: ``±Inf`` results become ``±max``), or ``None`` when
+    this path does not apply (a value outside ``2**-900 ... 2**900`` or non-finite, a format beyond
+    those exponents, ``sr`` with ``M + R > 51``): the caller then takes the general path. ``rbits``
+    broadcast to ``x`` (``sr``)."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    R = rand_bits if rounding == "sr" else 0
+    if fmt.radix != 2 or (rounding == "sr" and fmt.man_bits + R > 51) or fmt.emax > 900 or \
+            fmt.emin - fmt.man_bits < -900:
+        return None
+    rw = _flat_words(rbits, x.shape, rounding, R)
+    out = np.empty(x.shape, fmt.code_dtype)
+    ok = _round_float_codes(x.reshape(-1), rw, MODES[rounding], R, fmt.man_bits, fmt.emin, fmt.subnormals,
+                            fmt.max_value, fmt.min_normal, fmt.has_inf, fmt.has_nan, bool(clamp), fmt.bias,
+                            fmt.width, fmt.inf_code if fmt.has_inf else 0, fmt.nan_code if fmt.has_nan else 0,
+                            out.reshape(-1))
+    return out if ok else None
+
+
+def round_int(t, rounding, rbits=None, rand_bits=None):
+    """The fast path of :func:`golden.raw.round_to_int` (which checks ``rounding`` and ``rand_bits``):
+    float64 ``t`` to int64, the same results; ``rbits`` broadcast to ``t`` (``sr``)."""
+    t = np.ascontiguousarray(t, dtype=np.float64)
+    R = rand_bits if rounding == "sr" else 0
+    rw = _flat_words(rbits, t.shape, rounding, R)
+    out = np.empty(t.shape, np.int64)
+    _round_int_values(t.reshape(-1), rw, MODES[rounding], R, out.reshape(-1))
+    return out
+
