@@ -1,6 +1,7 @@
 """Compiled (Numba) fast paths of the golden models.
 
-* The chunk-based accumulator: ``gemm``, ``dot`` and ``gemm_mac4`` (:func:`accumulate`).
+* The chunk-based accumulator: ``gemm``, ``dot`` and ``gemm_mac4`` (:func:`accumulate`), and
+  :func:`golden.block.block_gemm`, whose block pairs are the accumulator's beats.
 * One rounding into a float format or to an integer (:func:`round_float`, :func:`round_int`): the
   block conversion (:func:`golden.block.quantize_blocks`) and :func:`golden.raw.round_to_int`.
 
@@ -23,6 +24,12 @@ Why float64 is exact here
   (``N = 1`` without a window is always exact.) A window truncates each product's magnitude to a
   multiple of ``2**g`` with ``trunc(p * 2**-g) * 2**g`` (exact: power-of-two scalings), and a product
   truncated away becomes ``+0`` (item 2).
+* Block pairs (``golden.block.block_gemm``, ``docs/arithmetic.md`` 9.5-9.6) are beats of ``N = k``
+  lanes whose operands are the elements times their block's scale ``2**s``: exact float64 values
+  (elements of at most 16 significant bits, ``|s| <= 127``; block.py checks the magnitudes above),
+  NaN for every element under a NaN scale, so the lane sum's specials and zero signs are section
+  9.5's. Products have at most ``pa + pb <= 32`` significant bits (``W - 1`` for a ``W``-bit
+  fixed-point element) and the bound above decides exactness per beat, as for any beat.
 * ``x + y`` for exact float64 accumulator values and lane sums: TwoSum gives ``s = fl(x + y)`` and the
   exact remainder ``err``. If ``err != 0`` and ``s`` is even, ``s`` is moved one float64 ulp toward the
   exact sum (round to odd). Rounding the round-to-odd value to a grid at least two bits coarser than
