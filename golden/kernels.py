@@ -4,6 +4,7 @@
   :func:`golden.block.block_gemm`, whose block pairs are the accumulator's beats.
 * One rounding into a float format or to an integer (:func:`round_float`, :func:`round_int`): the
   block conversion (:func:`golden.block.quantize_blocks`) and :func:`golden.raw.round_to_int`.
+* BHQ's search for its group count (:func:`bhq_costs`, for :func:`golden.quantize.bhq_plan`).
 
 The semantics are those of the general paths (the accumulator's: ``docs/arithmetic.md`` section 7,
 :mod:`golden.lanesum`, :mod:`golden.exactsum`, :func:`golden.raw.round_raw`; the others' below);
@@ -556,3 +557,251 @@ def round_int(t, rounding, rbits=None, rand_bits=None):
     _round_int_values(t.reshape(-1), rw, MODES[rounding], R, out.reshape(-1))
     return out
 
+
+# -- BHQ's plan search (golden.quantize.bhq_plan, docs/arithmetic.md section 10.6) ------------------
+#
+# bhq_plan evaluates its variance model for every group count G = 1 ... N with NumPy float64
+# operations; choosing G is an argmin over those N costs, so the compiled search must reproduce each
+# cost bit for bit. Every step is an IEEE operation NumPy and LLVM round alike (+ - * / sqrt floor,
+# min/max, comparisons; Numba never contracts to FMA without fastmath) except two, reproduced as such:
+# * ``np.sum`` of a contiguous float64 vector is ``0.0 + pairwise(v)``, NumPy's pairwise summation
+#   (blocks of at most 128 summed with 8 interleaved accumulators, longer vectors split in two halves
+#   rounded down to a multiple of 8): :func:`_np_sum` (tested against ``np.sum`` for lengths 0 to 9000).
+# * ``np.cbrt`` may use SIMD code whose last bit differs from libm's (and Numba's); its arguments are
+#   therefore collected by one pass (:func:`_bhq_groups`) and handed to ``np.cbrt`` itself, and a
+#   second pass (:func:`_bhq_model`) consumes the cube roots in the same order.
+
+@njit(inline="always")
+def _pairwise_block(a, lo, n):
+    """NumPy's pairwise sum of a leaf, ``n <= 128``: 8 interleaved accumulators, then the rest."""
+    if n < 8:
+        res = 0.0
+        for i in range(n):
+            res += a[lo + i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    top = n - n % 8
+    while i < top:
+        r0 += a[lo + i]
+        r1 += a[lo + i + 1]
+        r2 += a[lo + i + 2]
+        r3 += a[lo + i + 3]
+        r4 += a[lo + i + 4]
+        r5 += a[lo + i + 5]
+        r6 += a[lo + i + 6]
+        r7 += a[lo + i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@njit(cache=True)
+def _pairwise(a, lo, n):
+    """NumPy's pairwise sum of ``a[lo:lo+n]`` (``DOUBLE_pairwise_sum``, without the initial 0.0):
+    vectors longer than 128 are split at ``n2 = n // 2`` rounded down to a multiple of 8 and the
+    halves' sums added, left plus right. The recursion runs on an explicit stack of ``(lo, n,
+    state)`` (depth below 64 for any length): Numba cannot cache recursive functions (numba issue
+    6061)."""
+    if n <= 128:
+        return _pairwise_block(a, lo, n)
+    stack = np.empty((64, 3), np.int64)
+    left = np.empty(64)
+    sp = 1
+    stack[0, 0], stack[0, 1], stack[0, 2] = lo, n, 0
+    ret = 0.0
+    while sp > 0:
+        t = sp - 1
+        l_, n_, st = stack[t, 0], stack[t, 1], stack[t, 2]
+        if st == 0 and n_ <= 128:
+            ret = _pairwise_block(a, l_, n_)
+            sp -= 1
+            continue
+        n2 = n_ // 2
+        n2 -= n2 % 8
+        if st == 0:                     # descend into the left half
+            stack[t, 2] = 1
+            stack[sp, 0], stack[sp, 1], stack[sp, 2] = l_, n2, 0
+            sp += 1
+        elif st == 1:                   # left half done: keep it, descend into the right half
+            left[t] = ret
+            stack[t, 2] = 2
+            stack[sp, 0], stack[sp, 1], stack[sp, 2] = l_ + n2, n_ - n2, 0
+            sp += 1
+        else:                           # both done
+            ret = left[t] + ret
+            sp -= 1
+    return ret
+
+
+@njit(cache=True)
+def _np_sum(a, n):
+    """``np.sum(a[:n])`` of a contiguous float64 vector, bit for bit."""
+    return 0.0 + _pairwise(a, 0, n)
+
+
+@njit(cache=True, nogil=True)
+def _bhq_apportion(ms, G, nf, frac, bucket, counts):
+    """``golden.quantize._apportion(N - G, ms[:G])`` into ``nf[:G]``; ``False`` if the floors
+    overshoot (never for finite inputs; the caller then takes the reference).
+
+    The ``rest`` extra units go to the largest fractions, ties to the lower index. The fractions lie
+    in ``[0, 1)``; bucket ``floor(frac * G)`` is monotonic in ``frac``, so every fraction of a higher
+    bucket is larger: one counting pass finds the bucket holding the ``rest``-th largest, every
+    fraction above it gets a unit, and the bucket's own fractions are ranked exactly (value down,
+    index up) for the units left."""
+    n = ms.size
+    total = n - G
+    sw = _np_sum(ms, G)
+    tot = np.float64(total)
+    s = 0
+    if sw > 0.0:
+        for i in range(G):
+            q = tot * ms[i] / sw
+            fl = np.floor(q)
+            nf[i] = np.int64(fl)
+            frac[i] = q - fl
+            s += nf[i]
+    else:                                               # all weights 0: equal weights, np.sum = G
+        q = tot * 1.0 / np.float64(G)
+        fl = np.floor(q)
+        for i in range(G):
+            nf[i] = np.int64(fl)
+            frac[i] = q - fl
+            s += nf[i]
+    rest = total - s
+    if rest < 0 or rest > G:
+        return False
+    if rest == 0:
+        return True
+    for b in range(G):
+        counts[b] = 0
+    for i in range(G):
+        b = min(np.int64(frac[i] * G), G - 1)
+        bucket[i] = b
+        counts[b] += 1
+    top = G - 1
+    while counts[top] < rest:                           # units for whole buckets from the top
+        rest -= counts[top]
+        top -= 1
+    c = 0
+    for i in range(G):
+        if bucket[i] > top:
+            nf[i] += 1
+        elif bucket[i] == top:
+            bucket[c] = i                               # the bucket's members, in index order
+            c += 1
+    if rest == c:
+        for t in range(c):
+            nf[bucket[t]] += 1
+        return True
+    key = np.empty(c)
+    for t in range(c):
+        key[t] = -frac[bucket[t]]
+    rank = np.argsort(key, kind="mergesort")            # stable: ties keep the lower index first
+    for t in range(rest):
+        nf[bucket[rank[t]]] += 1
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _bhq_groups(ms, g0, g1, args, nfs, nf, frac, bucket, counts):
+    """Stage 0 of :func:`bhq_costs` over ``G = g0 ... g1 - 1``: each ``G``'s apportionment, appended
+    to ``nfs`` (``G`` int32 follower counts), and the cube-root arguments ``(k-1) l1 / (sqrt(k) l2)``
+    of its groups with ``k > 1`` and ``l2 > 0``, appended to ``args``, in order; stops before a ``G``
+    that would not fit. Returns ``(G reached, arguments written)``; ``G reached = -1``: the
+    reference must decide."""
+    n = ms.size
+    pos = 0
+    off = 0
+    for G in range(g0, g1):
+        if off + G > nfs.size:
+            return G, pos
+        if not _bhq_apportion(ms, G, nf, frac, bucket, counts):
+            return -1, 0
+        need = 0
+        first = G
+        for g in range(G):
+            if nf[g] > 0 and ms[min(first, n - 1)] > 0.0:
+                need += 1
+            first += nf[g]
+        if pos + need > args.size:
+            return G, pos
+        first = G
+        for g in range(G):
+            nfs[off + g] = nf[g]
+            if nf[g] > 0:
+                lam2 = ms[min(first, n - 1)]
+                if lam2 > 0.0:
+                    k = nf[g] + 1
+                    args[pos] = np.float64(k - 1) * ms[g] / (np.sqrt(np.float64(k)) * lam2)
+                    pos += 1
+            first += nf[g]
+        off += G
+    return g1, pos
+
+
+@njit(cache=True, nogil=True)
+def _bhq_model(ms, g0, g1, roots, nfs, costs, terms):
+    """Stage 1 of :func:`bhq_costs`: ``costs[G - 1]`` for ``G = g0 ... g1 - 1`` from stage 0's
+    follower counts ``nfs`` and the cube roots ``roots`` of its arguments (in the same order)."""
+    n = ms.size
+    pos = 0
+    off = 0
+    for G in range(g0, g1):
+        first = G
+        for g in range(G):
+            nfg = np.int64(nfs[off + g])
+            lam1 = ms[g]
+            if nfg == 0:
+                terms[g] = lam1 * lam1
+                continue
+            lam2 = ms[min(first, n - 1)]
+            first += nfg
+            kf = np.float64(nfg + 1)
+            sk = np.sqrt(kf)
+            if lam2 > 0.0:
+                a = min(max(roots[pos], 1.0), kf)          # np.clip(cbrt(...), 1, k)
+                pos += 1
+            else:
+                a = kf
+            t = lam1 / (a * sk) + lam2
+            terms[g] = (t * t) * (a * a + kf - 1.0)
+        costs[G - 1] = _np_sum(terms, G)
+        off += G
+
+
+_BHQ_ARGS = 1 << 16         # cube-root arguments per pass (512 KiB: small buffers stay mapped)
+_BHQ_NFS = 1 << 20          # follower counts per pass (4 MiB)
+
+
+def bhq_costs(ms):
+    """The variance-model cost of every group count ``G = 1 ... N`` (``costs[G - 1]``) that
+    :func:`golden.quantize.bhq_plan` computes for the ranges ``ms`` (sorted decreasing), bit for
+    bit; ``None`` when the reference must decide (non-finite or huge ranges, whose costs could
+    overflow, or an apportionment the floors overshoot)."""
+    ms = np.ascontiguousarray(ms, dtype=np.float64)
+    n = ms.size
+    if n == 0 or not np.all(np.isfinite(ms)) or ms.max(initial=0.0) >= 2.0 ** 400 or ms.min() < 0:
+        return None
+    costs, terms = np.empty(n), np.empty(n)
+    nf, frac, bucket, counts = np.empty(n, np.int64), np.empty(n), np.empty(n, np.int64), np.empty(n, np.int64)
+    size = n * (n + 1) // 2                                  # every G's follower counts
+    args, roots = np.empty(min(_BHQ_ARGS, size)), np.empty(min(_BHQ_ARGS, size))
+    nfs = np.empty(max(n, min(_BHQ_NFS, size)), np.int32)
+    g = 1
+    while g <= n:
+        g_stop, count = _bhq_groups(ms, g, n + 1, args, nfs, nf, frac, bucket, counts)
+        if g_stop == -1:
+            return None
+        if g_stop == g:                                      # one G needs more than the buffer
+            args, roots = np.empty(2 * args.size), np.empty(2 * args.size)
+            continue
+        np.cbrt(args[:count], out=roots[:count])             # NumPy's own cube roots
+        _bhq_model(ms, g, g_stop, roots, nfs, costs, terms)
+        g = g_stop
+    return costs
