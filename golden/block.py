@@ -688,8 +688,10 @@ def _significant_bits(el):
 def _kernel_range_ok(fa, fb):
     """Whether every nonzero product of two scaled elements (scales ``|s| <= 127``) and every sum of
     ``k <= 64`` of them lies inside the magnitudes ``2**-600 ... 2**520`` the kernel's exactness
-    argument assumes (:mod:`golden.kernels`): always for the presets (``2**-286 ... 2**297``); a
-    format with an extreme custom bias takes the other paths."""
+    argument assumes (:mod:`golden.kernels`). True for every element :class:`BlockFormat` accepts
+    (8-bit floats of any bias and 16-bit fixed point of any ``F`` have nonzero magnitudes within
+    ``2**-128 ... 2**128``, so products of scaled elements lie within ``2**-510 ... 2**516``; the
+    presets within ``2**-286 ... 2**297``): the check keeps a wider future element off the kernel."""
     (la, ha), (lb, hb) = _exponent_range(fa.element), _exponent_range(fb.element)
     return la + lb - 2 * SCALE_EXP_MAX >= -600 and ha + hb + 2 * SCALE_EXP_MAX + 6 <= 520
 

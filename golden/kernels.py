@@ -437,8 +437,9 @@ def accumulate(Av, Bv, acc, lanes, chunk, window, rounding, rand_bits, ps, Ea=No
 # ``x + (-0)`` is ``x`` exactly for every ``x`` (zeros keep their sign), the TwoSum remainder is 0, so
 # no round-to-odd step happens and the rounding is that of the module docstring on the exact value.
 # It needs ``x`` a float64 normal number or zero whose scalings by ``2**(u+52)``, ``2**(R-u)`` stay
-# normal (``2**-900 <= |x| < 2**901`` and a format with ``emax <= 900``, ``emin - M >= -900``) and,
-# for ``sr``, ``M + R <= 51``; the kernel checks the values and reports failure instead of guessing.
+# normal: ``2**-900 <= |x| < 2**901`` (every format's ``emax`` and ``emin - M`` lie within ``±300``:
+# exponent fields of at most 8 bits) and, for ``sr``, ``M + R <= 51``; the kernel checks the values
+# and reports failure instead of guessing.
 
 _LO_FIELD, _HI_FIELD = 123, 1923     # float64 exponent fields of 2**-900 and 2**900
 
@@ -530,17 +531,15 @@ def _flat_words(rbits, shape, rounding, rand_bits):
 def round_float(x, fmt, rounding, rbits=None, rand_bits=None, clamp=False):
     """Codes of exact float64 values ``x`` rounded into the radix-2 float format ``fmt`` with one
     rounding: ``fmt.encode(x, ...)`` (``clamp``: ``±Inf`` results become ``±max``), or ``None`` when
-    this path does not apply (a value outside ``2**-900 ... 2**900`` or non-finite, a format beyond
-    those exponents, ``sr`` with ``M + R > 51``): the caller then takes the general path. ``rbits``
-    broadcast to ``x`` (``sr``)."""
-    x = np.ascontiguousarray(x, dtype=np.float64)
+    this path does not apply (a value outside ``2**-900 ... 2**900`` or non-finite, ``sr`` with
+    ``M + R > 51``): the caller then takes the general path. ``rbits`` broadcast to ``x`` (``sr``)."""
+    x = np.asarray(x, dtype=np.float64)
     R = rand_bits if rounding == "sr" else 0
-    if fmt.radix != 2 or (rounding == "sr" and fmt.man_bits + R > 51) or fmt.emax > 900 or \
-            fmt.emin - fmt.man_bits < -900:
+    if fmt.radix != 2 or (rounding == "sr" and fmt.man_bits + R > 51):
         return None
     rw = _flat_words(rbits, x.shape, rounding, R)
     out = np.empty(x.shape, fmt.code_dtype)
-    ok = _round_float_codes(x.reshape(-1), rw, MODES[rounding], R, fmt.man_bits, fmt.emin, fmt.subnormals,
+    ok = _round_float_codes(np.ascontiguousarray(x).reshape(-1), rw, MODES[rounding], R, fmt.man_bits, fmt.emin, fmt.subnormals,
                             fmt.max_value, fmt.min_normal, fmt.has_inf, fmt.has_nan, bool(clamp), fmt.bias,
                             fmt.width, fmt.inf_code if fmt.has_inf else 0, fmt.nan_code if fmt.has_nan else 0,
                             out.reshape(-1))
@@ -550,11 +549,11 @@ def round_float(x, fmt, rounding, rbits=None, rand_bits=None, clamp=False):
 def round_int(t, rounding, rbits=None, rand_bits=None):
     """The fast path of :func:`golden.raw.round_to_int` (which checks ``rounding`` and ``rand_bits``):
     float64 ``t`` to int64, the same results; ``rbits`` broadcast to ``t`` (``sr``)."""
-    t = np.ascontiguousarray(t, dtype=np.float64)
+    t = np.asarray(t, dtype=np.float64)
     R = rand_bits if rounding == "sr" else 0
     rw = _flat_words(rbits, t.shape, rounding, R)
     out = np.empty(t.shape, np.int64)
-    _round_int_values(t.reshape(-1), rw, MODES[rounding], R, out.reshape(-1))
+    _round_int_values(np.ascontiguousarray(t).reshape(-1), rw, MODES[rounding], R, out.reshape(-1))
     return out
 
 
