@@ -97,7 +97,7 @@ def _gemm_line(label, M, K, N, fa, fb, kw, rng, args):
         assert np.array_equal(run(), C)
         t_tile = _best(run, args.repeat)
     t_np = _best(lambda: A @ B, args.repeat)
-    line = (f"{label:<44} {products / t_kernel / 1e6:9.1f} {products / t_tile / 1e6:9.1f} "
+    line = (f"{label:<48} {products / t_kernel / 1e6:9.1f} {products / t_tile / 1e6:9.1f} "
             f"{t_tile / t_kernel:6.1f}x {products / t_np / 1e6:10.0f}")
     if args.exact:
         t0 = time.perf_counter()
@@ -116,7 +116,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     n = args.size
     rng = np.random.default_rng(args.seed)
-    head = f"{'block_gemm, M products/s':<44} {'kernel':>9} {'tile':>9} {'gain':>7} {'numpy f32':>10}"
+    head = f"{'block_gemm, M products/s':<48} {'kernel':>9} {'tile':>9} {'gain':>7} {'numpy f32':>10}"
     print(f"one core, best of {args.repeat}; k = 32\n{head}" + (f" {'exact':>9}" if args.exact else ""))
     for label, (fa, fb), kw in CONFIGS:
         _gemm_line(f"{n}^3 {label}", n, n, n, fa, fb, kw, rng, args)
@@ -124,7 +124,7 @@ def main(argv=None):
         _gemm_line(f"{label} mxfp8", M, K, N, fa, fb, {}, rng, args)
 
     x = rng.standard_normal((4096, 96)).astype(np.float32)
-    print(f"\n{'quantize_blocks, M elements/s':<44} {'fast':>9} {'general':>9} {'gain':>7}")
+    print(f"\n{'quantize_blocks, M elements/s':<48} {'fast':>9} {'general':>9} {'gain':>7}")
     for name, kw in (("mxfp8_e4m3", {}), ("mxfp4_e2m1", {}),
                      ("hbfp4", dict(rounding="sr", rbits=rng.integers(0, 1 << 16, x.shape, dtype=np.uint16),
                                     rand_bits=16))):
@@ -133,7 +133,7 @@ def main(argv=None):
             run()
             t_fast, t_gen = _best(run, args.repeat), _best(lambda: run(fast=False), args.repeat)
             label = f"4096 x 96 {name} {kw.get('rounding', 'rne')} axis {axis}"
-            print(f"{label:<44} {x.size / t_fast / 1e6:9.1f} {x.size / t_gen / 1e6:9.1f} {t_gen / t_fast:6.1f}x")
+            print(f"{label:<48} {x.size / t_fast / 1e6:9.1f} {x.size / t_gen / 1e6:9.1f} {t_gen / t_fast:6.1f}x")
 
     if args.bhq:
         from golden.quantize import bhq_plan
@@ -141,7 +141,7 @@ def main(argv=None):
         bhq_plan(m)
         t_fast = _best(lambda: bhq_plan(m), args.repeat)
         t_ref = _best(lambda: bhq_plan(m, fast=False), 1)
-        print(f"\n{'bhq_plan, 4,096 rows (s per plan)':<44} {t_fast:9.3f} {t_ref:9.3f} {t_ref / t_fast:6.1f}x")
+        print(f"\n{'bhq_plan, 4,096 rows (s per plan)':<48} {t_fast:9.3f} {t_ref:9.3f} {t_ref / t_fast:6.1f}x")
     return 0
 
 
