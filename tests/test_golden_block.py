@@ -690,8 +690,9 @@ def _adversarial_gemm(rng, fa, fb, M, K, N):
     neg = 0 if fa.is_fixed else fa.element.sign_mask
     flip = (lambda c: (-fa.element.to_int(c)) & ((1 << fa.element.bits) - 1)) if fa.is_fixed else \
         (lambda c: c ^ fa.element.sign_mask)
-    A[0, 32:64], As[0, 1] = flip(A[0, :32]), As[0, 0]                     # S_1 = -S_0 against equal B blocks
-    B[32:64], Bs[1] = B[:32], Bs[0]
+    if K >= 64:
+        A[0, 32:64], As[0, 1] = flip(A[0, :32]), As[0, 0]                 # S_1 = -S_0 against equal B blocks
+        B[32:64], Bs[1] = B[:32], Bs[0]
     A[1, 1:32:2] = flip(A[1, 0:32:2])                                     # p, -p inside a block
     B[1:32:2] = B[0:32:2]
     A[2] = neg                                                            # -0 (or +0) times anything
@@ -824,3 +825,28 @@ def test_long_sweep_against_the_exact_reference(mode):
             r, _ = _words(rng, (200,), mode)
             got = block_dot(a, sa, b, sb, c, fa, fb, acc, mode, rbits=r, rand_bits=R if mode == "sr" else None)
             assert got.tolist() == _ref_dots(fa, fb, acc, a, sa, b, sb, c, mode, r), (pair, acc_name, mode)
+
+
+@pytest.mark.long
+def test_long_block_gemm_kernel_sweep():
+    """Random block pairs, accumulators, roundings, R, chunks and shapes (N up to 300: two kernel
+    tiles): the kernel path against the exact path."""
+    rng = _rng("long-kernel")
+    names = list(BLOCK_PRESETS)
+    accs = ["fp32", "bf16", "e6m9", "fp16", "fp16_e6m9"]
+    for trial in range(120):
+        fa, fb = BLOCK_PRESETS[names[trial % len(names)]], BLOCK_PRESETS[str(rng.choice(names))]
+        acc = parse_format(accs[trial % len(accs)])
+        mode = MODES[trial % len(MODES)]
+        nb = int(rng.integers(1, 9))
+        M, N = int(rng.integers(7, 12)), int(rng.choice([3, 17, 64, 300]))
+        A, As, B, Bs = _adversarial_gemm(rng, fa, fb, M, 32 * nb, N)
+        cb = int(rng.integers(0, nb + 1))
+        kw = {}
+        if mode == "sr":
+            Rb = int(rng.integers(1, min(33, 52 - acc.man_bits)))
+            kw = dict(rbits_inner=rng.integers(0, 1 << Rb, (M, N, nb)), rand_bits=Rb,
+                      rbits_outer=rng.integers(0, 1 << Rb, (M, N, -(-nb // cb))) if cb else None)
+        C1 = block_gemm(A, As, B, Bs, fa, fb, acc, mode, chunk=32 * cb, **kw)
+        C0 = block_gemm(A, As, B, Bs, fa, fb, acc, mode, chunk=32 * cb, fast=False, **kw)
+        assert np.array_equal(C1, C0), (trial, fa, fb, acc, mode, nb, cb, M, N)
