@@ -17,18 +17,23 @@ magnitude, keeping the sign. :func:`block_dot` is ``round(c + sum_j Xa_j Xb_j su
 with the sum exact and one rounding; :func:`block_gemm` streams block pairs through the chunked
 accumulator (:func:`golden.accumulator.accumulate_sums`), one exact block sum and one rounding per
 block. Everything is vectorized over NumPy arrays of codes; random bits are always an argument.
+The conversion and :func:`block_gemm` have compiled fast paths (:mod:`golden.kernels`: the element
+roundings, and the accumulator kernel fed one block pair per beat) that give the same codes;
+``fast=False`` forces the general paths, the definitions.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from math import prod
 
 import ml_dtypes
 import numpy as np
 
-from .accumulator import accumulate_sums
+from . import kernels
+from .accumulator import accumulate_sums, kernel_words, run_kernel
 from .checks import check_codes, check_int, check_lanes, check_rand_bits, check_rand_words, check_rounding
 from .exactsum import BIG, exact_sum
 from .formats import FixedFormat, FloatFormat, FormatError, float_format_param, parse_format
@@ -182,14 +187,23 @@ class BlockFormat:
         s = np.where(amax > 0, s, SCALE_EXP_MIN)
         return np.clip(s, SCALE_EXP_MIN, SCALE_EXP_MAX).astype(np.int64)
 
-    def round_elements(self, x, rounding="rne", rbits=None, rand_bits=None):
+    def round_elements(self, x, rounding="rne", rbits=None, rand_bits=None, fast=True):
         """Element codes of exact float64 values ``x`` (already divided by the scale): rounded into the
-        element format with one rounding, then clamped to ``±elem_max`` (the sign is kept)."""
+        element format with one rounding, then clamped to ``±elem_max`` (the sign is kept).
+
+        ``fast`` allows the compiled roundings (:func:`golden.kernels.round_float`, and
+        :func:`golden.raw.round_to_int`'s; identical codes); ``False`` forces the general paths
+        (``FloatFormat.encode``, ``round_to_int(..., fast=False)``), the references."""
         el = self.element
         if self.is_fixed:
-            n = round_to_int(np.ldexp(x, el.frac_bits), rounding, rbits=rbits, rand_bits=rand_bits)
+            n = round_to_int(np.ldexp(x, el.frac_bits), rounding, rbits=rbits, rand_bits=rand_bits, fast=fast)
             n = np.clip(n, -self.max_int, self.max_int)
             return (n & ((1 << el.bits) - 1)).astype(el.code_dtype)
+        if fast:
+            check_rounding(rounding)
+            codes = kernels.round_float(x, el, rounding, rbits, check_rand_bits(rand_bits, rounding), clamp=True)
+            if codes is not None:                   # ±Inf already clamped
+                return codes
         codes = el.encode(x, rounding, rbits=rbits, rand_bits=rand_bits)
         if el.has_inf:                              # rne/rna/sr overflow to Inf: clamp instead
             codes = np.where(el.is_inf(codes), (codes & el.sign_mask) | el.max_code, codes)
@@ -322,7 +336,7 @@ def _blocks_axis(shape, axis, k, what):
     return axis % len(shape)
 
 
-def quantize_blocks(values, fmt, rounding="rne", rbits=None, rand_bits=None, axis=-1):
+def quantize_blocks(values, fmt, rounding="rne", rbits=None, rand_bits=None, axis=-1, fast=True):
     """Convert FP32/BF16 values to blocks: ``(codes, scales)`` (``docs/arithmetic.md`` section 9.4).
 
     ``values`` (float32, bfloat16 or float16 array) is cut into blocks of ``fmt.k`` consecutive
@@ -332,7 +346,7 @@ def quantize_blocks(values, fmt, rounding="rne", rbits=None, rand_bits=None, axi
     ``[-127, 127]``; ``-127`` for an all-zero block), each element rounded from the exact ``v / 2**s``
     with ``rounding`` and clamped to ``±elem_max``; a block holding a NaN or ±Inf gets the NaN scale
     ``0xFF`` and element codes 0. ``rbits`` (one ``rand_bits``-bit word per element, broadcasting to
-    ``values``) feed ``sr``.
+    ``values``) feed ``sr``. ``fast``: as :meth:`BlockFormat.round_elements` (identical codes).
     """
     fmt = block_format_param("fmt", fmt)
     check_rounding(rounding)
@@ -350,7 +364,7 @@ def quantize_blocks(values, fmt, rounding="rne", rbits=None, rand_bits=None, axi
     scaled = np.ldexp(x, -s[..., None])             # exact: a power-of-two scaling within float64
     if rb is not None:
         rb = np.moveaxis(rb, axis, -1).reshape(blocks.shape)
-    codes = fmt.round_elements(scaled, rounding, rb, R)
+    codes = fmt.round_elements(scaled, rounding, rb, R, fast=fast)
     codes = np.where(special[..., None], 0, codes).astype(fmt.code_dtype)
     scales = np.where(special, SCALE_NAN, s + SCALE_BIAS).astype(np.uint8)
     return np.moveaxis(codes.reshape(shape), -1, axis), np.moveaxis(scales, -1, axis)
@@ -641,6 +655,80 @@ def _tile_sums(fa, fb, A3, Bt3, sA, nA, sB, nB, fast):
     return S, tuple(f.reshape(nb, Mt * N, P).transpose(1, 0, 2) for f in parts)
 
 
+@lru_cache(maxsize=32)
+def _value_table(el):
+    """The float64 value of every code of the element format ``el`` (NaN and ±Inf included), read-only."""
+    t = el.decode(np.arange(1 << el.width, dtype=np.int64))
+    t.flags.writeable = False
+    return t
+
+
+@lru_cache(maxsize=32)
+def _exponent_range(el):
+    """``(lo, hi)``: every nonzero finite value of ``el`` is a multiple of ``2**lo`` below ``2**hi``."""
+    t = _ElementTables(BlockFormat(el, BLOCK_MIN))
+    return int(t.lo_exp.min()), int(t.hi_exp.max())
+
+
+def _checked_codes(el, codes):
+    """``codes`` as int64 after the element format's range check (its one-line ``ValueError``)."""
+    c = codes.astype(np.int64)
+    if c.size and (c.min() < 0 or c.max() >= 1 << el.width):
+        el.decode(c)                                # raises the format's own one-line error
+        raise ValueError(f"codes out of range for {el.width}-bit element format {el}")
+    return c
+
+
+def _significant_bits(el):
+    """A bound on the significant bits of an element magnitude: the precision of a float element,
+    ``W - 1`` for a ``W``-bit fixed-point one (``|n| <= 2**(W-1)``, and ``2**(W-1)`` has one bit)."""
+    return el.bits - 1 if isinstance(el, FixedFormat) else el.precision
+
+
+def _kernel_range_ok(fa, fb):
+    """Whether every nonzero product of two scaled elements (scales ``|s| <= 127``) and every sum of
+    ``k <= 64`` of them lies inside the magnitudes ``2**-600 ... 2**520`` the kernel's exactness
+    argument assumes (:mod:`golden.kernels`). True for every element :class:`BlockFormat` accepts
+    (8-bit floats of any bias and 16-bit fixed point of any ``F`` have nonzero magnitudes within
+    ``2**-128 ... 2**128``, so products of scaled elements lie within ``2**-510 ... 2**516``; the
+    presets within ``2**-286 ... 2**297``): the check keeps a wider future element off the kernel."""
+    (la, ha), (lb, hb) = _exponent_range(fa.element), _exponent_range(fb.element)
+    return la + lb - 2 * SCALE_EXP_MAX >= -600 and ha + hb + 2 * SCALE_EXP_MAX + 6 <= 520
+
+
+def _scaled_values(el, codes, s, nan):
+    """The float64 values ``X * P`` of element codes ``codes`` (int64) whose block's scale exponent
+    is ``s`` and NaN-scale flag ``nan`` (both broadcasting against ``codes``): exact under
+    :func:`_kernel_range_ok`; a NaN scale makes its whole block NaN, elements keep their own
+    specials and zero signs."""
+    v = np.ldexp(_value_table(el)[codes], s)
+    v[np.broadcast_to(nan, v.shape)] = np.nan
+    return v
+
+
+def _pair_gemm(fa, fb, acc, A3, Bt3, sA, nA, sB, nB, rows, cols, cb, rounding, ri, ro, R):
+    """``C[rows[i], cols[i]]`` on the exact path: the exact block sums of those outputs
+    (:func:`_exact_sums`, a bounded number of products at a time) streamed through
+    :func:`golden.accumulator.accumulate_sums`. ``ri`` ``(P, nb)``, ``ro`` ``(P, n_outer)``: the
+    outputs' words of ``sr`` (``None`` otherwise)."""
+    P = rows.size
+    nb, k = A3.shape[1:]
+    out = np.empty(P, acc.code_dtype)
+    for c in _chunks(P, max(1, _EXACT_PRODUCTS // (nb * k))):
+        r, q = rows[c], cols[c]
+        p = r.size
+        s = (sA[r] + sB[:, q].T).reshape(p * nb, 1)
+        nan = (nA[r] | nB[:, q].T).reshape(p * nb, 1)
+        prods = _block_products(fa, fb, A3[r].reshape(p * nb, k), Bt3[:, q].transpose(1, 0, 2).reshape(p * nb, k),
+                                s, nan)
+        S, parts = _exact_sums(prods)
+        out[c] = accumulate_sums(
+            Raw(*(f.reshape(p, nb) for f in S)), acc, cb, rounding,
+            rbits_inner=None if ri is None else ri[c], rbits_outer=None if ro is None else ro[c], rand_bits=R,
+            terms=None if parts is None else tuple(t.reshape(p, nb, -1) for t in parts))
+    return out
+
+
 def block_gemm(A_codes, A_scales, B_codes, B_scales, fmt_a, fmt_b, acc_fmt="fp32", rounding="rne", chunk=0,
                rbits_inner=None, rbits_outer=None, rand_bits=None, lanes=None, fast=True):
     """``C = A @ B`` over block pairs, as the hardware's block front end of the accumulator computes it.
@@ -652,9 +740,20 @@ def block_gemm(A_codes, A_scales, B_codes, B_scales, fmt_a, fmt_b, acc_fmt="fp32
     (section 9.5): ``inner <- round(inner + S_j)``, one rounding per block into ``acc_fmt``, with
     ``chunk`` (``CL`` in products, a multiple of ``k``; 0, the default, no chunking) and the chunk
     flushes of section 7. ``sr`` takes ``rbits_inner`` ``(M, N, K/k)`` and ``rbits_outer``
-    ``(M, N, ceil(K/chunk))``. ``lanes`` is checked (it divides ``k``) and changes nothing. ``fast``
-    allows the float64 block sums (identical results; ``False`` forces the exact integer path).
-    Returns ``(M, N)`` codes of ``acc_fmt``.
+    ``(M, N, ceil(K/chunk))``. ``lanes`` is checked (it divides ``k``) and changes nothing. Returns
+    ``(M, N)`` codes of ``acc_fmt``.
+
+    ``fast`` (default) allows the fast paths, which give identical results; ``False`` forces the
+    exact integer path (the reference). Fast paths, in order:
+
+    * the compiled accumulator kernel (:func:`golden.kernels.accumulate`, where
+      :func:`golden.kernels.applies`): a block pair is the accumulator's beat of ``k`` lanes once
+      each element carries its block's scale (``X * P``, exact in float64, NaN under a NaN scale;
+      the beat's specials and zero signs are then those of section 9.5), so ``C`` is the kernel's
+      exact-window accumulation with ``lanes = k``; outputs with a block sum the kernel cannot prove
+      exact in float64 (spans beyond 53 bits: wide E5M2 blocks) are recomputed on the exact path;
+    * otherwise (e.g. ``sr`` with ``M + R > 51``) the float64 block sums of :func:`_tile_sums` into
+      :func:`golden.accumulator.accumulate_sums`.
     """
     fa, fb = _check_pair(fmt_a, fmt_b, lanes)
     acc = float_format_param("acc_fmt", acc_fmt)
@@ -677,16 +776,32 @@ def block_gemm(A_codes, A_scales, B_codes, B_scales, fmt_a, fmt_b, acc_fmt="fp32
         raise ValueError(f"chunk={chunk} must be 0 (no chunking) or a multiple of the block size k={k}")
     cb = chunk // k
     n_outer = -(-nb // cb) if cb else 0
-    if rounding == "sr":
+    pbits = _significant_bits(fa.element) + _significant_bits(fb.element)       # of a product
+    compiled = fast and kernels.applies(acc, rounding, R, pbits) and _kernel_range_ok(fa, fb)
+    if compiled:
+        rbi, rbo = kernel_words(rounding, rbits_inner, rbits_outer, (M, N), K, k, chunk, R)
+    elif rounding == "sr":
         rbi = check_rand_words("rbits_inner", rbits_inner, (M, N, nb), R)
         rbo = check_rand_words("rbits_outer", rbits_outer, (M, N, n_outer), R) if cb else None
     else:
         rbi = rbo = None
-    fa.element.decode(A), fb.element.decode(Bc)             # code range checks (one-line ValueErrors)
+    A64, B64 = _checked_codes(fa.element, A), _checked_codes(fb.element, Bc)
     sA, nA = scale_exponents(Asc)
     sB, nB = scale_exponents(Bsc)
-    A3 = A.astype(np.int64).reshape(M, nb, k)
-    Bt3 = np.ascontiguousarray(Bc.astype(np.int64).reshape(nb, k, N).transpose(0, 2, 1))   # (nb, N, k)
+    A3 = A64.reshape(M, nb, k)
+    if compiled:
+        Av = _scaled_values(fa.element, A3, sA[..., None], nA[..., None]).reshape(M, K)
+        Bv = _scaled_values(fb.element, B64.reshape(nb, k, N), sB[:, None, :], nB[:, None, :]).reshape(K, N)
+        Bt3 = None
+
+        def general(rows, cols, ri, ro):
+            nonlocal Bt3
+            if Bt3 is None:
+                Bt3 = np.ascontiguousarray(B64.reshape(nb, k, N).transpose(0, 2, 1))
+            return _pair_gemm(fa, fb, acc, A3, Bt3, sA, nA, sB, nB, rows, cols, cb, rounding, ri, ro, R)
+
+        return run_kernel(Av, Bv, None, None, None, acc, k, chunk, "exact", rounding, R, rbi, rbo, pbits, general)
+    Bt3 = np.ascontiguousarray(B64.reshape(nb, k, N).transpose(0, 2, 1))   # (nb, N, k)
     tables = None
     if fast:
         ta, tb = _ElementTables(fa), _ElementTables(fb)

@@ -1,9 +1,16 @@
-"""Compiled (Numba) fast path of the chunk-based accumulator: ``gemm``, ``dot`` and ``gemm_mac4``.
+"""Compiled (Numba) fast paths of the golden models.
 
-The semantics are those of :mod:`golden.accumulator` (``docs/arithmetic.md`` section 7); this module
-only computes them faster, on float64 values. :func:`applies` says when it may be used; the general
-path (:mod:`golden.lanesum`, :mod:`golden.exactsum`, :func:`golden.raw.round_raw`) is the definition
-and the tests check this path bit-exact against it (``fast=False``) on random and adversarial data.
+* The chunk-based accumulator: ``gemm``, ``dot`` and ``gemm_mac4`` (:func:`accumulate`), and
+  :func:`golden.block.block_gemm`, whose block pairs are the accumulator's beats.
+* One rounding into a float format or to an integer (:func:`round_float`, :func:`round_int`): the
+  block conversion (:func:`golden.block.quantize_blocks`) and :func:`golden.raw.round_to_int`.
+* BHQ's search for its group count (:func:`bhq_costs`, for :func:`golden.quantize.bhq_plan`).
+
+The semantics are those of the general paths (the accumulator's: ``docs/arithmetic.md`` section 7,
+:mod:`golden.lanesum`, :mod:`golden.exactsum`, :func:`golden.raw.round_raw`; the others' below);
+this module only computes them faster, on float64 values. :func:`applies` says when the
+accumulator kernel may be used; the general paths are the definitions and the tests check every
+fast path bit-exact against them (``fast=False``) on random and adversarial data.
 
 Why float64 is exact here
 -------------------------
@@ -18,6 +25,12 @@ Why float64 is exact here
   (``N = 1`` without a window is always exact.) A window truncates each product's magnitude to a
   multiple of ``2**g`` with ``trunc(p * 2**-g) * 2**g`` (exact: power-of-two scalings), and a product
   truncated away becomes ``+0`` (item 2).
+* Block pairs (``golden.block.block_gemm``, ``docs/arithmetic.md`` 9.5-9.6) are beats of ``N = k``
+  lanes whose operands are the elements times their block's scale ``2**s``: exact float64 values
+  (elements of at most 16 significant bits, ``|s| <= 127``; block.py checks the magnitudes above),
+  NaN for every element under a NaN scale, so the lane sum's specials and zero signs are section
+  9.5's. Products have at most ``pa + pb <= 32`` significant bits (``W - 1`` for a ``W``-bit
+  fixed-point element) and the bound above decides exactness per beat, as for any beat.
 * ``x + y`` for exact float64 accumulator values and lane sums: TwoSum gives ``s = fl(x + y)`` and the
   exact remainder ``err``. If ``err != 0`` and ``s`` is even, ``s`` is moved one float64 ulp toward the
   exact sum (round to odd). Rounding the round-to-odd value to a grid at least two bits coarser than
@@ -416,3 +429,378 @@ def accumulate(Av, Bv, acc, lanes, chunk, window, rounding, rand_bits, ps, Ea=No
             MODES[rounding], R, acc.man_bits, acc.emin, acc.subnormals, acc.max_value, acc.min_normal,
             acc.has_inf, acc.has_nan, out, bad)
     return out, bad
+
+
+# -- element rounding (golden.block's conversion, docs/arithmetic.md section 9.4) -------------------
+#
+# One rounding of exact float64 values into a radix-2 float format is ``_add_round(x, -0.0, ...)``:
+# ``x + (-0)`` is ``x`` exactly for every ``x`` (zeros keep their sign), the TwoSum remainder is 0, so
+# no round-to-odd step happens and the rounding is that of the module docstring on the exact value.
+# It needs ``x`` a float64 normal number or zero whose scalings by ``2**(u+52)``, ``2**(R-u)`` stay
+# normal: ``2**-900 <= |x| < 2**901`` (every format's ``emax`` and ``emin - M`` lie within ``±300``:
+# exponent fields of at most 8 bits) and, for ``sr``, ``M + R <= 51``; the kernel checks the values
+# and reports failure instead of guessing.
+
+_LO_FIELD, _HI_FIELD = 123, 1923     # float64 exponent fields of 2**-900 and 2**900
+
+
+@njit(inline="always")
+def _code_of(v, M, emin, bias, width, inf_code, nan_code):
+    """The code of ``v``, a float64 that is exactly a value of the format (as :func:`encode_exact`)."""
+    b = _bits(v)
+    sign = (b >> 63) & 1
+    if v != v:
+        return nan_code
+    a = abs(v)
+    if a == np.inf:
+        mag = inf_code
+    elif a == 0.0:
+        mag = 0
+    else:
+        e = ((b >> 52) & 2047) - 1023
+        if e >= emin:
+            mag = ((e + bias) << M) | ((b >> (52 - M)) & ((1 << M) - 1))
+        else:
+            mag = np.int64(a * _pow2(M - emin))         # subnormal: |v| / 2**(emin - M), exact
+    return mag | (sign << (width - 1))
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _round_float_codes(x, rw, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan, clamp, bias, width,
+                       inf_code, nan_code, out):
+    """``out[i]`` = the code of ``round(x[i])`` in the format, ``±Inf`` results replaced by
+    ``±maxv`` when ``clamp``. ``rw[i]``: the words of ``sr`` (else unread). Returns ``False``
+    (``out`` then incomplete) if some ``x[i]`` is not zero or a finite number with ``2**-900 <= |x|
+    < 2**901``."""
+    for i in range(x.size):
+        xi = x[i]
+        ef = (_bits(xi) >> 52) & 2047
+        if xi != 0.0 and (ef < _LO_FIELD or ef > _HI_FIELD):
+            return False
+        r = np.float64(rw[i]) if mode == _SR else 0.0
+        v = _add_round(xi, -0.0, r, mode, R, M, emin, sub, maxv, minn, has_inf, has_nan)
+        if clamp and np.isinf(v):
+            v = np.copysign(maxv, v)
+        out[i] = _code_of(v, M, emin, bias, width, inf_code, nan_code)
+    return True
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _round_int_values(t, rw, mode, R, out):
+    """``out[i]`` = ``t[i]`` rounded to an integer (int64) as :func:`golden.raw.round_to_int`: NaN
+    gives 0, magnitudes are clipped to ``2**62``, the rounding acts on the magnitude and the sign is
+    put back. With ``q = floor(|t|)`` and ``f = |t| - q`` (both exact), ``rne`` rounds up when ``f >
+    1/2`` or ``f = 1/2`` and ``q`` is odd, ``rna`` when ``f >= 1/2``, ``rtz`` never, ``sr`` when
+    ``floor(f * 2**R) + r >= 2**R`` (integers below ``2**33``, exact)."""
+    top = np.float64(1 << 62)
+    scale = _pow2(R)
+    for i in range(t.size):
+        ti = t[i]
+        if ti != ti:
+            out[i] = 0
+            continue
+        a = min(abs(ti), top)
+        q = np.floor(a)
+        f = a - q
+        if mode == _RNE:
+            up = f > 0.5 or (f == 0.5 and np.fmod(q, 2.0) == 1.0)
+        elif mode == _RNA:
+            up = f >= 0.5
+        elif mode == _SR:
+            up = np.floor(f * scale) + np.float64(rw[i]) >= scale
+        else:
+            up = False
+        n = np.int64(q) + (1 if up else 0)
+        out[i] = -n if ti < 0.0 else n
+    return True
+
+
+def _flat_words(rbits, shape, rounding, rand_bits):
+    """The ``sr`` words broadcast to ``shape``, flat uint64 (range-checked as ``round_raw`` does); a
+    dummy word otherwise."""
+    if rounding != "sr":
+        return np.zeros(1, np.uint64)
+    if rbits is None:
+        raise ValueError("rounding 'sr' needs rbits (the random bits)")
+    r = np.ascontiguousarray(np.broadcast_to(np.asarray(rbits), shape), dtype=np.uint64).reshape(-1)
+    if r.size and int(r.max()) >> rand_bits:
+        raise ValueError(f"random bits out of range for rand_bits={rand_bits}")
+    return r
+
+
+def round_float(x, fmt, rounding, rbits=None, rand_bits=None, clamp=False):
+    """Codes of exact float64 values ``x`` rounded into the radix-2 float format ``fmt`` with one
+    rounding: ``fmt.encode(x, ...)`` (``clamp``: ``±Inf`` results become ``±max``), or ``None`` when
+    this path does not apply (a value outside ``2**-900 ... 2**900`` or non-finite, ``sr`` with
+    ``M + R > 51``): the caller then takes the general path. ``rbits`` broadcast to ``x`` (``sr``)."""
+    x = np.asarray(x, dtype=np.float64)
+    R = rand_bits if rounding == "sr" else 0
+    if fmt.radix != 2 or (rounding == "sr" and fmt.man_bits + R > 51):
+        return None
+    rw = _flat_words(rbits, x.shape, rounding, R)
+    out = np.empty(x.shape, fmt.code_dtype)
+    ok = _round_float_codes(np.ascontiguousarray(x).reshape(-1), rw, MODES[rounding], R, fmt.man_bits, fmt.emin, fmt.subnormals,
+                            fmt.max_value, fmt.min_normal, fmt.has_inf, fmt.has_nan, bool(clamp), fmt.bias,
+                            fmt.width, fmt.inf_code if fmt.has_inf else 0, fmt.nan_code if fmt.has_nan else 0,
+                            out.reshape(-1))
+    return out if ok else None
+
+
+def round_int(t, rounding, rbits=None, rand_bits=None):
+    """The fast path of :func:`golden.raw.round_to_int` (which checks ``rounding`` and ``rand_bits``):
+    float64 ``t`` to int64, the same results; ``rbits`` broadcast to ``t`` (``sr``)."""
+    t = np.asarray(t, dtype=np.float64)
+    R = rand_bits if rounding == "sr" else 0
+    rw = _flat_words(rbits, t.shape, rounding, R)
+    out = np.empty(t.shape, np.int64)
+    _round_int_values(np.ascontiguousarray(t).reshape(-1), rw, MODES[rounding], R, out.reshape(-1))
+    return out
+
+
+# -- BHQ's plan search (golden.quantize.bhq_plan, docs/arithmetic.md section 10.6) ------------------
+#
+# bhq_plan evaluates its variance model for every group count G = 1 ... N with NumPy float64
+# operations; choosing G is an argmin over those N costs, so the compiled search must reproduce each
+# cost bit for bit. Every step is an IEEE operation NumPy and LLVM round alike (+ - * / sqrt floor,
+# min/max, comparisons; Numba never contracts to FMA without fastmath) except two, reproduced as such:
+# * ``np.sum`` of a contiguous float64 vector is ``0.0 + pairwise(v)``, NumPy's pairwise summation
+#   (blocks of at most 128 summed with 8 interleaved accumulators, longer vectors split in two halves
+#   rounded down to a multiple of 8): :func:`_np_sum` (tested against ``np.sum`` for lengths 0 to 9000).
+# * ``np.cbrt`` may use SIMD code whose last bit differs from libm's (and Numba's); its arguments are
+#   therefore collected by one pass (:func:`_bhq_groups`) and handed to ``np.cbrt`` itself, and a
+#   second pass (:func:`_bhq_model`) consumes the cube roots in the same order.
+
+@njit(inline="always")
+def _pairwise_block(a, lo, n):
+    """NumPy's pairwise sum of a leaf, ``n <= 128``: 8 interleaved accumulators, then the rest."""
+    if n < 8:
+        res = 0.0
+        for i in range(n):
+            res += a[lo + i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    top = n - n % 8
+    while i < top:
+        r0 += a[lo + i]
+        r1 += a[lo + i + 1]
+        r2 += a[lo + i + 2]
+        r3 += a[lo + i + 3]
+        r4 += a[lo + i + 4]
+        r5 += a[lo + i + 5]
+        r6 += a[lo + i + 6]
+        r7 += a[lo + i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@njit(cache=True)
+def _pairwise(a, lo, n):
+    """NumPy's pairwise sum of ``a[lo:lo+n]`` (``DOUBLE_pairwise_sum``, without the initial 0.0):
+    vectors longer than 128 are split at ``n2 = n // 2`` rounded down to a multiple of 8 and the
+    halves' sums added, left plus right. The recursion runs on an explicit stack of ``(lo, n,
+    state)`` (depth below 64 for any length): Numba cannot cache recursive functions (numba issue
+    6061)."""
+    if n <= 128:
+        return _pairwise_block(a, lo, n)
+    stack = np.empty((64, 3), np.int64)
+    left = np.empty(64)
+    sp = 1
+    stack[0, 0], stack[0, 1], stack[0, 2] = lo, n, 0
+    ret = 0.0
+    while sp > 0:
+        t = sp - 1
+        l_, n_, st = stack[t, 0], stack[t, 1], stack[t, 2]
+        if st == 0 and n_ <= 128:
+            ret = _pairwise_block(a, l_, n_)
+            sp -= 1
+            continue
+        n2 = n_ // 2
+        n2 -= n2 % 8
+        if st == 0:                     # descend into the left half
+            stack[t, 2] = 1
+            stack[sp, 0], stack[sp, 1], stack[sp, 2] = l_, n2, 0
+            sp += 1
+        elif st == 1:                   # left half done: keep it, descend into the right half
+            left[t] = ret
+            stack[t, 2] = 2
+            stack[sp, 0], stack[sp, 1], stack[sp, 2] = l_ + n2, n_ - n2, 0
+            sp += 1
+        else:                           # both done
+            ret = left[t] + ret
+            sp -= 1
+    return ret
+
+
+@njit(cache=True)
+def _np_sum(a, n):
+    """``np.sum(a[:n])`` of a contiguous float64 vector, bit for bit."""
+    return 0.0 + _pairwise(a, 0, n)
+
+
+@njit(cache=True, nogil=True)
+def _bhq_apportion(ms, G, nf, frac, bucket, counts):
+    """``golden.quantize._apportion(N - G, ms[:G])`` into ``nf[:G]``; ``False`` if the floors
+    overshoot (never for finite inputs; the caller then takes the reference).
+
+    The ``rest`` extra units go to the largest fractions, ties to the lower index. The fractions lie
+    in ``[0, 1)``; bucket ``floor(frac * G)`` is monotonic in ``frac``, so every fraction of a higher
+    bucket is larger: one counting pass finds the bucket holding the ``rest``-th largest, every
+    fraction above it gets a unit, and the bucket's own fractions are ranked exactly (value down,
+    index up) for the units left."""
+    n = ms.size
+    total = n - G
+    sw = _np_sum(ms, G)
+    tot = np.float64(total)
+    s = 0
+    if sw > 0.0:
+        for i in range(G):
+            q = tot * ms[i] / sw
+            fl = np.floor(q)
+            nf[i] = np.int64(fl)
+            frac[i] = q - fl
+            s += nf[i]
+    else:                                               # all weights 0: equal weights, np.sum = G
+        q = tot * 1.0 / np.float64(G)
+        fl = np.floor(q)
+        for i in range(G):
+            nf[i] = np.int64(fl)
+            frac[i] = q - fl
+            s += nf[i]
+    rest = total - s
+    if rest < 0 or rest > G:
+        return False
+    if rest == 0:
+        return True
+    for b in range(G):
+        counts[b] = 0
+    for i in range(G):
+        b = min(np.int64(frac[i] * G), G - 1)
+        bucket[i] = b
+        counts[b] += 1
+    top = G - 1
+    while counts[top] < rest:                           # units for whole buckets from the top
+        rest -= counts[top]
+        top -= 1
+    c = 0
+    for i in range(G):
+        if bucket[i] > top:
+            nf[i] += 1
+        elif bucket[i] == top:
+            bucket[c] = i                               # the bucket's members, in index order
+            c += 1
+    if rest == c:
+        for t in range(c):
+            nf[bucket[t]] += 1
+        return True
+    key = np.empty(c)
+    for t in range(c):
+        key[t] = -frac[bucket[t]]
+    rank = np.argsort(key, kind="mergesort")            # stable: ties keep the lower index first
+    for t in range(rest):
+        nf[bucket[rank[t]]] += 1
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _bhq_groups(ms, g0, g1, args, nfs, nf, frac, bucket, counts):
+    """Stage 0 of :func:`bhq_costs` over ``G = g0 ... g1 - 1``: each ``G``'s apportionment, appended
+    to ``nfs`` (``G`` int32 follower counts), and the cube-root arguments ``(k-1) l1 / (sqrt(k) l2)``
+    of its groups with ``k > 1`` and ``l2 > 0``, appended to ``args``, in order; stops before a ``G``
+    that would not fit. Returns ``(G reached, arguments written)``; ``G reached = -1``: the
+    reference must decide."""
+    n = ms.size
+    pos = 0
+    off = 0
+    for G in range(g0, g1):
+        if off + G > nfs.size:
+            return G, pos
+        if not _bhq_apportion(ms, G, nf, frac, bucket, counts):
+            return -1, 0
+        need = 0
+        first = G
+        for g in range(G):
+            if nf[g] > 0 and ms[min(first, n - 1)] > 0.0:
+                need += 1
+            first += nf[g]
+        if pos + need > args.size:
+            return G, pos
+        first = G
+        for g in range(G):
+            nfs[off + g] = nf[g]
+            if nf[g] > 0:
+                lam2 = ms[min(first, n - 1)]
+                if lam2 > 0.0:
+                    k = nf[g] + 1
+                    args[pos] = np.float64(k - 1) * ms[g] / (np.sqrt(np.float64(k)) * lam2)
+                    pos += 1
+            first += nf[g]
+        off += G
+    return g1, pos
+
+
+@njit(cache=True, nogil=True)
+def _bhq_model(ms, g0, g1, roots, nfs, costs, terms):
+    """Stage 1 of :func:`bhq_costs`: ``costs[G - 1]`` for ``G = g0 ... g1 - 1`` from stage 0's
+    follower counts ``nfs`` and the cube roots ``roots`` of its arguments (in the same order)."""
+    n = ms.size
+    pos = 0
+    off = 0
+    for G in range(g0, g1):
+        first = G
+        for g in range(G):
+            nfg = np.int64(nfs[off + g])
+            lam1 = ms[g]
+            if nfg == 0:
+                terms[g] = lam1 * lam1
+                continue
+            lam2 = ms[min(first, n - 1)]
+            first += nfg
+            kf = np.float64(nfg + 1)
+            sk = np.sqrt(kf)
+            if lam2 > 0.0:
+                a = min(max(roots[pos], 1.0), kf)          # np.clip(cbrt(...), 1, k)
+                pos += 1
+            else:
+                a = kf
+            t = lam1 / (a * sk) + lam2
+            terms[g] = (t * t) * (a * a + kf - 1.0)
+        costs[G - 1] = _np_sum(terms, G)
+        off += G
+
+
+_BHQ_ARGS = 1 << 16         # cube-root arguments per pass (512 KiB: small buffers stay mapped)
+_BHQ_NFS = 1 << 20          # follower counts per pass (4 MiB)
+
+
+def bhq_costs(ms):
+    """The variance-model cost of every group count ``G = 1 ... N`` (``costs[G - 1]``) that
+    :func:`golden.quantize.bhq_plan` computes for the ranges ``ms`` (sorted decreasing), bit for
+    bit; ``None`` when the reference must decide (non-finite or huge ranges, whose costs could
+    overflow, or an apportionment the floors overshoot)."""
+    ms = np.ascontiguousarray(ms, dtype=np.float64)
+    n = ms.size
+    if n == 0 or not np.all(np.isfinite(ms)) or ms.max(initial=0.0) >= 2.0 ** 400 or ms.min() < 0:
+        return None
+    costs, terms = np.empty(n), np.empty(n)
+    nf, frac, bucket, counts = np.empty(n, np.int64), np.empty(n), np.empty(n, np.int64), np.empty(n, np.int64)
+    size = n * (n + 1) // 2                                  # every G's follower counts
+    args, roots = np.empty(min(_BHQ_ARGS, size)), np.empty(min(_BHQ_ARGS, size))
+    nfs = np.empty(max(n, min(_BHQ_NFS, size)), np.int32)
+    g = 1
+    while g <= n:
+        g_stop, count = _bhq_groups(ms, g, n + 1, args, nfs, nf, frac, bucket, counts)
+        if g_stop == -1:
+            return None
+        if g_stop == g:                                      # one G needs more than the buffer
+            args, roots = np.empty(2 * args.size), np.empty(2 * args.size)
+            continue
+        np.cbrt(args[:count], out=roots[:count])             # NumPy's own cube roots
+        _bhq_model(ms, g, g_stop, roots, nfs, costs, terms)
+        g = g_stop
+    return costs

@@ -44,6 +44,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import kernels
 from .checks import (check_bool, check_choice, check_codes, check_int, check_rand_bits, check_rand_words,
                      check_rounding)
 from .formats import float_format_param, parse_format
@@ -574,7 +575,19 @@ def _bhq_cost(lam1, lam2, k, a):
     return np.sum(np.where(k > 1, (lam1 / (a * np.sqrt(k)) + lam2) ** 2 * (a * a + k - 1), lam1 ** 2))
 
 
-def bhq_plan(ranges, groups=None):
+def _plan_for(ms, G):
+    """bhq_plan's groups for ``G`` leaders of the sorted ranges ``ms``: ``(cost, nf, first, a)``."""
+    n = len(ms)
+    nf = _apportion(n - G, ms[:G])
+    k = nf + 1
+    first = G + np.concatenate([[0], np.cumsum(nf)[:-1]]).astype(np.int64)
+    lam1 = ms[:G]
+    lam2 = np.where(nf > 0, ms[np.minimum(first, n - 1)], 0.0)
+    a = _bhq_shrink(lam1, lam2, k)
+    return _bhq_cost(lam1, lam2, k, a), nf, first, a
+
+
+def bhq_plan(ranges, groups=None, fast=True):
     """BHQ's grouping for rows with the given ranges: ``(order, sizes, shrink)`` of :class:`GradQuant`.
 
     Rows sorted by decreasing range (ties: lower index first); the first ``G`` are the leaders, the
@@ -583,60 +596,73 @@ def bhq_plan(ranges, groups=None):
     (leader range ``l1``, largest follower range ``l2``, size ``k``) shrinks its leader by
     ``a = cbrt((k-1) l1 / (sqrt(k) l2))`` clipped to ``[1, k]``. ``groups=None`` picks the ``G`` in
     ``1 ... N`` minimizing ``sum_g (l1/(a sqrt(k)) + l2)**2 (a**2 + k - 1)`` (``l1**2`` for a group of
-    one), the smallest such ``G`` on ties. All arithmetic is float64.
+    one), the smallest such ``G`` on ties. All arithmetic is float64 (NumPy, ``docs/arithmetic.md``
+    section 10.6). ``fast`` lets the compiled search (:func:`golden.kernels.bhq_costs`, the same
+    costs bit for bit) find that ``G``; ``False`` evaluates every ``G`` here (the reference).
     """
     m = np.asarray(ranges, dtype=np.float64)
     n = len(m)
     rank = np.lexsort((np.arange(n), -m))
     ms = m[rank]
     if groups is not None:
-        candidates = [check_int("groups", groups, 1, n)]
+        G = check_int("groups", groups, 1, n)
     else:
-        candidates = range(1, n + 1)
-    best = None
-    for G in candidates:
-        nf = _apportion(n - G, ms[:G])
-        k = nf + 1
-        first = G + np.concatenate([[0], np.cumsum(nf)[:-1]]).astype(np.int64)
-        lam1 = ms[:G]
-        lam2 = np.where(nf > 0, ms[np.minimum(first, n - 1)], 0.0)
-        a = _bhq_shrink(lam1, lam2, k)
-        cost = _bhq_cost(lam1, lam2, k, a)
-        if best is None or cost < best[0]:
-            best = (cost, G, nf, first, a)
-    _, G, nf, first, a = best
-    order = np.concatenate([np.concatenate([[rank[g]], rank[first[g]:first[g] + nf[g]]]) for g in range(G)])
-    return order.astype(np.int64), nf + 1, a
+        costs = kernels.bhq_costs(ms) if fast else None
+        if costs is not None:           # the first G whose cost is below all earlier ones (NaN never is)
+            G = 1 if np.isnan(costs[0]) else 1 + int(np.argmin(np.where(np.isnan(costs), np.inf, costs)))
+        else:
+            best = None
+            for g in range(1, n + 1):
+                cost = _plan_for(ms, g)[0]
+                if best is None or cost < best[0]:
+                    best = (cost, g)
+            G = best[1]
+    _, nf, first, a = _plan_for(ms, G)
+    # Slot order: each leader rank[g] followed by its followers rank[first[g]:first[g] + nf[g]];
+    # the followers are rank[G:] in order, so they fill the slots that are not leaders' slots.
+    order = np.empty(n, np.int64)
+    lead = np.cumsum(nf + 1) - (nf + 1)
+    follower = np.ones(n, bool)
+    follower[lead] = False
+    order[lead] = rank[:G]
+    order[follower] = rank[G:]
+    return order, nf + 1, a
 
 
 def _householder(y, k):
     """``H y`` for the ``k x k`` reflection ``H = I - 2 v v^T / (v^T v)``, ``v = e1 - 1/sqrt(k)``
     (``H e1 = 1/sqrt(k)``; ``H`` is symmetric and its own inverse), applied to the rows of ``y``
-    in float64 in a fixed order."""
+    (``(k, D)``, or a stack ``(..., k, D)`` of groups, each transformed alike) in float64 in a fixed
+    order: ``proj = sum_i v_i y_i`` (one NumPy sum over the ``k`` rows, per column) times
+    ``2 / (v^T v)``, then ``y - v proj``."""
     u = 1.0 / np.sqrt(k)
     v = np.full(k, -u)
     v[0] = 1.0 - u
-    proj = np.sum(v[:, None] * y, axis=0) * (2.0 / np.sum(v * v))
-    return y - v[:, None] * proj[None, :]
+    proj = np.sum(v[:, None] * y, axis=-2) * (2.0 / np.sum(v * v))
+    return y - v[:, None] * proj[..., None, :]
 
 
 def _bhq_apply(x, sizes, shrink, inverse):
-    """The group transforms on ``x`` (rows already in slot order)."""
+    """The group transforms on ``x`` (rows already in slot order). Groups of one size are
+    transformed together, as one stack: the same float64 operations, in the same order, as one
+    group at a time."""
     y = x.copy()
-    start = 0
-    for k, a in zip(sizes, shrink):
+    sizes = np.asarray(sizes, dtype=np.int64)
+    shrink = np.asarray(shrink, dtype=np.float64)
+    starts = np.cumsum(sizes) - sizes
+    for k in np.unique(sizes[sizes > 1]):
         k = int(k)
-        if k > 1:
-            blk = y[start:start + k]
-            if inverse:
-                blk = _householder(blk, k)
-                blk[0] = blk[0] * a
-            else:
-                blk = blk.copy()
-                blk[0] = blk[0] / a
-                blk = _householder(blk, k)
-            y[start:start + k] = blk
-        start += k
+        sel = np.flatnonzero(sizes == k)
+        rows = starts[sel][:, None] + np.arange(k)             # (groups, k)
+        blk = y[rows]                                           # (groups, k, D), a copy
+        a = shrink[sel][:, None]
+        if inverse:
+            blk = _householder(blk, k)
+            blk[:, 0] = blk[:, 0] * a
+        else:
+            blk[:, 0] = blk[:, 0] / a
+            blk = _householder(blk, k)
+        y[rows] = blk
     return y
 
 

@@ -365,10 +365,16 @@ def _round_radix4(fmt, sig, exp, sticky, t, zero, rounding, rbits, rand_bits):
     return rzero, np.where(rzero, 0, e_field), np.zeros(y.shape, np.int64)
 
 
-def round_to_int(values, rounding="rne", rbits=None, rand_bits=None):
-    """Round float64 values to int64 with the modes of section 2 (NaN gives 0; saturates at 2**62)."""
+def round_to_int(values, rounding="rne", rbits=None, rand_bits=None, fast=True):
+    """Round float64 values to int64 with the modes of section 2 (NaN gives 0; saturates at 2**62).
+
+    ``fast`` allows the compiled loop :func:`golden.kernels.round_int` (the same results, on exact
+    float64 integer and fraction parts); ``False`` forces the general path below, the reference."""
     check_rounding(rounding)
     rand_bits = check_rand_bits(rand_bits, rounding)
+    if fast:
+        from . import kernels       # here, not at the top: golden.kernels imports modules that import this one
+        return kernels.round_int(values, rounding, rbits, rand_bits)
     v = np.asarray(values, dtype=np.float64)
     v = np.where(np.isnan(v), 0.0, np.clip(v, -2.0 ** 62, 2.0 ** 62))
     raw = from_float(v)

@@ -1,4 +1,4 @@
-"""The compiled fast path (golden/kernels.py) against the general path, bit for bit.
+"""The compiled fast paths (golden/kernels.py) against the general paths, bit for bit.
 
 Every GEMM path the training recipes use -- 1 lane and N lanes, chunked or not, exact or windowed
 lane sums, rne and sr (and rna, rtz), INT4 x FP4 through mac4 -- is run with ``fast=True`` (the
@@ -7,6 +7,10 @@ Fractions in test_golden_accumulator.py) on random and adversarial data: cancell
 sign, rounding ties, products near overflow and in the subnormal range, Inf/NaN operands, huge and
 tiny products in one beat (the kernel's fallback), chunk boundaries with L not a multiple of CL.
 Each data set also asserts that the kernel really computed most outputs itself (not the fallback).
+The roundings into a float format and to an integer (round_float, round_int) are checked against
+FloatFormat.encode / round_to_int's general path and the Fraction reference; the pieces of BHQ's
+plan search against NumPy and the reference plan (golden.block and golden.quantize test their
+users end to end).
 """
 
 from __future__ import annotations
@@ -16,10 +20,15 @@ from zlib import crc32
 import numpy as np
 import pytest
 
+from fractions import Fraction
+
 from golden import kernels
 from golden.accumulator import dot, gemm
+from golden.exact import round_int_fraction
 from golden.formats import parse_format
 from golden.mac4 import OFFSET_MAX, OFFSET_MIN, gemm_mac4
+from golden.quantize import _plan_for
+from golden.raw import round_to_int
 
 E5M2 = parse_format("e5m2")
 E4M3 = parse_format("fp8_e4m3")
@@ -352,3 +361,139 @@ def test_fallback_plumbing(monkeypatch):
     off = rng.integers(-30, 30, (M, N))
     kw = dict(lanes=4, chunk=16, **sr)
     np.testing.assert_array_equal(gemm_mac4(X, G, 1, off, **kw), gemm_mac4(X, G, 1, off, fast=False, **kw))
+
+
+# -- one rounding: round_int (round_to_int's fast path) and round_float ------------------------------
+
+def _int_values(rng, n):
+    """float64 values for rounding to integers: every magnitude (subnormal to beyond 2**62), exact
+    ties k + 1/2 and their neighbours one ulp away, integers, both zeros, Inf and NaN."""
+    wide = rng.standard_normal(n) * np.exp2(rng.integers(-1080, 70, n).astype(float))
+    small = rng.uniform(-40, 40, n)
+    k = np.floor(rng.uniform(-2.0 ** 20, 2.0 ** 20, n // 4))
+    ties = np.concatenate([k + 0.5, np.nextafter(k + 0.5, np.inf), np.nextafter(k + 0.5, -np.inf), k])
+    big = np.array([2.0 ** 52 - 0.5, 2.0 ** 52 + 1, 2.0 ** 62, -2.0 ** 62, 2.0 ** 63, 1e300, 0.5, -0.5, 1.5,
+                    -2.5, 0.0, -0.0, 5e-324, -5e-324, 1 - 2.0 ** -53, np.inf, -np.inf, np.nan])
+    return np.concatenate([wide, small, ties, big])
+
+
+@pytest.mark.parametrize("rounding, R", [("rne", None), ("rna", None), ("rtz", None), ("sr", 1), ("sr", 16),
+                                         ("sr", 32)])
+def test_round_int_matches_general_and_fractions(rounding, R):
+    rng = _rng("round-int", rounding, R)
+    v = _int_values(rng, 4000)
+    r = _words(rng, v.shape, R) if rounding == "sr" else None
+    got = round_to_int(v, rounding, rbits=r, rand_bits=R)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, round_to_int(v, rounding, rbits=r, rand_bits=R, fast=False))
+    finite = np.flatnonzero(np.isfinite(v) & (np.abs(v) < 2.0 ** 62))
+    for i in rng.choice(finite, 300, replace=False):           # and the Fraction reference
+        assert got[i] == round_int_fraction(Fraction(float(v[i])), rounding,
+                                            r=None if r is None else int(r[i]), rand_bits=R), v[i]
+    # shapes, broadcast words, errors as the general path's
+    assert round_to_int(np.float64(2.5), rounding, rbits=0 if R else None, rand_bits=R).shape == ()
+    if rounding == "sr":
+        with pytest.raises(ValueError, match=f"random bits out of range for rand_bits={R}"):
+            round_to_int(v, "sr", rbits=1 << R, rand_bits=R)
+        with pytest.raises(ValueError, match="needs rbits"):
+            round_to_int(v, "sr", rand_bits=R)
+
+
+ROUND_FORMATS = ["fp8_e4m3", "e5m2", "e3m2:finite", "e2m3:finite", "e2m1:finite", "e4m3", "e5m2:nosub",
+                 "e3m4:fn", "fp16", "bf16", "fp16_e6m9", "fp32"]
+
+
+def _float_values(fmt, rng, n):
+    """float64 values around a format: every midpoint between neighbouring values and one float64
+    ulp either side (both signs), values beyond the largest, random values over the whole range and
+    far outside it (subnormal region included), both zeros."""
+    if fmt.width <= 16:
+        grid = np.unique(np.abs(fmt.decode(fmt.all_codes())))
+    else:
+        grid = np.unique(np.abs(fmt.decode(rng.integers(0, 1 << fmt.width, 20000))))
+    grid = grid[np.isfinite(grid)]
+    grid = np.append(grid, 2 * grid[-1] - grid[-2])            # the next grid point above the maximum
+    mids = (grid[:-1] + grid[1:]) / 2
+    near = np.concatenate([mids, np.nextafter(mids, 0), np.nextafter(mids, np.inf), grid])
+    lo, hi = np.log2(grid[1]), np.log2(grid[-1])
+    rand = np.exp2(rng.uniform(lo - 8, hi + 4, n)) * rng.uniform(1, 2, n)
+    x = np.concatenate([near, rand, [0.0, 2.0 ** -899, 2.0 ** 899]])
+    return np.concatenate([x, -x, [-0.0]])
+
+
+@pytest.mark.parametrize("rounding", ["rne", "rna", "rtz", "sr"])
+@pytest.mark.parametrize("spec", ROUND_FORMATS)
+def test_round_float_matches_encode(spec, rounding):
+    """round_float against FloatFormat.encode (round_raw) on ties, their neighbours, overflow, the
+    subnormal range and both zeros; with clamp, Inf results become the largest value."""
+    fmt = parse_format(spec)
+    rng = _rng("round-float", spec, rounding)
+    x = _float_values(fmt, rng, 3000)
+    for R in ((1, 16, min(32, 51 - fmt.man_bits)) if rounding == "sr" else (None,)):
+        r = _words(rng, x.shape, R) if R else None
+        want = fmt.encode(x, rounding, rbits=r, rand_bits=R)
+        got = kernels.round_float(x, fmt, rounding, r, R)
+        assert got.dtype == fmt.code_dtype
+        np.testing.assert_array_equal(got, want, err_msg=f"R={R}")
+        if fmt.has_inf:
+            clamped = np.where(fmt.is_inf(want), (want & fmt.sign_mask) | fmt.max_code, want)
+            np.testing.assert_array_equal(kernels.round_float(x, fmt, rounding, r, R, clamp=True), clamped)
+
+
+def test_round_float_declines_what_it_cannot_prove():
+    fmt = parse_format("e5m2")
+    for bad in (2.0 ** -950, 2.0 ** 950, np.inf, np.nan):
+        assert kernels.round_float(np.array([1.0, bad]), fmt, "rne") is None
+    assert kernels.round_float(np.ones(3), parse_format("bf16"), "sr", np.zeros(3, int), 45) is None   # M + R > 51
+    assert kernels.round_float(np.ones((2, 0)), fmt, "rne").shape == (2, 0)
+
+
+# -- BHQ's plan search --------------------------------------------------------------------------------
+
+def test_np_sum_is_numpys_pairwise_sum():
+    """_np_sum reproduces np.sum of a contiguous float64 vector bit for bit (leaves of 8 interleaved
+    accumulators, halves rounded to multiples of 8 above 128, and the initial 0.0: -0 sums to +0)."""
+    rng = _rng("np-sum")
+    lengths = list(range(0, 300)) + rng.integers(300, 9000, 60).tolist()
+    for n in lengths:
+        x = rng.standard_normal(n) * np.exp2(rng.integers(-60, 60, n).astype(float))
+        for v in (x, np.abs(x), np.full(n, -0.0)):
+            assert kernels._np_sum(v, n) == np.sum(v) and np.signbit(kernels._np_sum(v, n)) == np.signbit(np.sum(v)), n
+
+
+def _ranges(rng, n, kind):
+    if kind == "lognormal":
+        return np.exp(rng.normal(0, 1, n))
+    if kind == "outliers":                       # a few rows far larger: what BHQ is for
+        m = rng.random(n) * 1e-3
+        m[rng.choice(n, min(n, 3), replace=False)] = [5.0, 3.0, 1.0][:min(n, 3)]
+        return m
+    if kind == "ties":                           # equal ranges, zeros: largest-remainder ties
+        return rng.integers(0, 4, n) * 0.25
+    if kind == "zeros":
+        return np.zeros(n)
+    return rng.random(n)
+
+
+@pytest.mark.parametrize("kind", ["uniform", "lognormal", "outliers", "ties", "zeros"])
+def test_bhq_costs_are_the_reference_costs(kind):
+    """Every G's cost of the compiled search equals bhq_plan's own float64 model, bit for bit."""
+    rng = _rng("bhq-costs", kind)
+    for n in (1, 2, 3, 7, 8, 9, 40, 129, 300):
+        m = _ranges(rng, n, kind)
+        ms = m[np.lexsort((np.arange(n), -m))]
+        ref = np.array([_plan_for(ms, G)[0] for G in range(1, n + 1)])
+        np.testing.assert_array_equal(kernels.bhq_costs(ms).view(np.int64), ref.view(np.int64), err_msg=str(n))
+
+
+def test_bhq_costs_small_buffers_and_declines(monkeypatch):
+    """Several passes (tiny buffers, one G needing more than the buffer) give the same costs; ranges
+    whose model could overflow, or non-finite ones, are left to the reference."""
+    rng = _rng("bhq-buffers")
+    ms = np.sort(_ranges(rng, 200, "lognormal"))[::-1].copy()
+    want = kernels.bhq_costs(ms)
+    monkeypatch.setattr(kernels, "_BHQ_ARGS", 16)
+    monkeypatch.setattr(kernels, "_BHQ_NFS", 500)
+    np.testing.assert_array_equal(kernels.bhq_costs(ms), want)
+    for bad in ([1.0, np.inf], [1.0, np.nan], [2.0 ** 401, 1.0], [1.0, -1.0]):
+        assert kernels.bhq_costs(np.array(bad)) is None

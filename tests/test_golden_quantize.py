@@ -804,6 +804,88 @@ def test_bhq_plan_and_transform():
     assert len(bhq_plan(m, 5)[1]) == 5
 
 
+def _per_group_apply(x, sizes, shrink, inverse):
+    """The group transforms one group at a time (the form _bhq_apply had before it stacked groups
+    of one size): a 2-D _householder per group."""
+    from golden.quantize import _householder
+    y = x.copy()
+    start = 0
+    for k, a in zip(sizes, shrink):
+        k = int(k)
+        if k > 1:
+            blk = y[start:start + k].copy()
+            if inverse:
+                blk = _householder(blk, k)
+                blk[0] = blk[0] * a
+            else:
+                blk[0] = blk[0] / a
+                blk = _householder(blk, k)
+            y[start:start + k] = blk
+        start += k
+    return y
+
+
+def _bits_equal(a, b):
+    return a.shape == b.shape and np.array_equal(np.asarray(a, np.float64).view(np.int64),
+                                                 np.asarray(b, np.float64).view(np.int64))
+
+
+def _bhq_ranges(rng, n, kind):
+    if kind == "lognormal":
+        return np.exp(rng.normal(0, 1, n))
+    if kind == "outliers":
+        m = rng.random(n) * 1e-3
+        m[: min(n, 3)] = [5.0, 3.0, 1.0][:min(n, 3)]
+        return rng.permutation(m)
+    if kind == "ties":
+        return rng.integers(0, 4, n) * 0.25
+    if kind == "zeros":
+        return np.zeros(n)
+    return rng.random(n)
+
+
+@pytest.mark.parametrize("kind", ["uniform", "lognormal", "outliers", "ties", "zeros"])
+def test_bhq_fast_plan_and_transforms_are_the_reference(kind):
+    """bhq_plan's compiled search (fast) picks the reference's G and plan bit for bit (ties of
+    ranges and of costs, zero ranges, outliers, 1 to 600 rows); the stacked group transforms of
+    bhq_quantize and grad_dequantize equal the one-group-at-a-time transforms bit for bit (zeros of
+    both signs, 1 to 17 columns)."""
+    from golden.quantize import _bhq_apply
+    rng = np.random.default_rng([RNG_SEED, len(kind)])
+    for n in (1, 2, 5, 8, 9, 33, 130, 600):
+        m = _bhq_ranges(rng, n, kind)
+        fast, ref = bhq_plan(m), bhq_plan(m, fast=False)
+        assert all(np.array_equal(f, r) for f, r in zip(fast, ref)) and _bits_equal(fast[2], ref[2]), n
+        for D in (1, 2, 3, 17):
+            g = rng.standard_normal((n, D)) * m[:, None]
+            g[0, 0], g[n // 2, -1] = -0.0, 0.0
+            order, sizes, shrink = fast
+            for inverse in (False, True):
+                assert _bits_equal(_bhq_apply(g[order], sizes, shrink, inverse),
+                                   _per_group_apply(g[order], sizes, shrink, inverse)), (n, D, inverse)
+            q = bhq_quantize(g, 4, "sr", rbits=rng.integers(0, 1 << 8, g.shape), rand_bits=8)
+            y = q.zero + q.codes * q.step
+            want = np.empty_like(y)
+            want[q.order] = _per_group_apply(y, q.sizes, q.shrink, True)
+            assert _bits_equal(grad_dequantize(q), want), (n, D)
+
+
+def test_bhq_plan_huge_ranges_take_the_reference():
+    m = np.array([1e300, 3e299, 1.0, 0.5, 0.0])
+    with np.errstate(over="ignore", invalid="ignore"):          # the model's squares overflow
+        assert all(np.array_equal(f, r) for f, r in zip(bhq_plan(m), bhq_plan(m, fast=False)))
+
+
+@pytest.mark.long
+def test_long_bhq_plan_sweep():
+    """Training-sized gradients (up to 4,096 rows): the compiled search picks the reference's plan."""
+    rng = np.random.default_rng([RNG_SEED, 4096])
+    for n, kind in ((4096, "lognormal"), (4096, "outliers"), (1856, "ties"), (2500, "uniform")):
+        m = _bhq_ranges(rng, n, kind)
+        fast, ref = bhq_plan(m), bhq_plan(m, fast=False)
+        assert all(np.array_equal(f, r) for f, r in zip(fast, ref)) and _bits_equal(fast[2], ref[2]), (n, kind)
+
+
 @functools.lru_cache(maxsize=None)
 def _exact_stats(name, R=8, bits=4):
     """E[Q(g)] and the total variance sum_elements Var[Q(g)] of a quantizer on outlier_grad(), exactly
