@@ -62,19 +62,19 @@ CUT_WEIGHTS = (8, 5, 7, 7, 5, 5)
 
 def _element(m, code, fmt, name):
     """One element code as ``sign``, magnitude ``sig``, exponent offset ``ex`` (the lane's value is
-    ``(-1)**sign * sig * 2**(ex + lsb)``) and the flags ``zero``, ``nan``, ``inf``.
+    ``(-1)**sign * sig * 2**(ex - ex_bias + lsb)``) and the flags ``zero``, ``nan``, ``inf``.
 
-    Float elements: ``sig`` = hidden bit and mantissa, ``ex = max(field, 1) - 1``, ``lsb = 1 - bias -
-    M``. NaN and Inf codes keep whatever ``sig`` and ``ex`` they decode to (their flags decide the
-    result). Fixed point: the two's-complement integer itself (``fixed=True``: the caller takes
-    partial products of it), ``ex = 0``, ``lsb = -F``.
+    Float elements: ``sig`` = hidden bit and mantissa, ``ex - ex_bias = max(field, 1) - 1`` (``ex_bias``
+    0 or 1, see below), ``lsb = 1 - bias - M``. NaN and Inf codes keep whatever ``sig`` and ``ex`` they
+    decode to (their flags decide the result). Fixed point: the two's-complement integer itself
+    (``fixed=True``: the caller takes partial products of it), ``ex = ex_bias = 0``, ``lsb = -F``.
     """
     if isinstance(fmt, FixedFormat):
         W = fmt.bits
         zero = Signal(name=f"{name}_zero")
         m.d.comb += zero.eq(code == 0)
         return SimpleNamespace(fixed=True, code=code, sign=code[W - 1], zero=zero, nan=Const(0), inf=Const(0),
-                               ex=Const(0, 1), ex_max=0, lsb=-fmt.frac_bits, sig_max=1 << (W - 1))
+                               ex=Const(0, 1), ex_bias=0, ex_max=0, lsb=-fmt.frac_bits, sig_max=1 << (W - 1))
     view = FloatLayout(fmt)(code)
     E, M = fmt.exp_bits, fmt.man_bits
     nonzero_exp = Signal(name=f"{name}_nonzero_exp")
@@ -84,15 +84,22 @@ def _element(m, code, fmt, name):
     value = Cat(view.man, hidden) if M else hidden
     # Without subnormals an exponent field of 0 is a zero whatever the mantissa.
     m.d.comb += sig.eq(value if fmt.subnormals else Mux(nonzero_exp, value, 0))
+    # From 4 exponent bits on, ex is max(field, 1) (ex_bias = 1): the decrement costs more than the
+    # lane's shifter growing by a bit to absorb it (see BlockLaneSum). Measured on sky130: E4M3 smaller
+    # and faster; E3M2 smaller but slower, E2M1 larger (docs/arithmetic.md 9.5), so they keep it.
+    ex_bias = int(E >= 4)
     ex = Signal(E, name=f"{name}_ex")
-    m.d.comb += ex.eq(Mux(nonzero_exp, view.exp - 1, 0))
+    if ex_bias:
+        m.d.comb += ex.eq(Cat(view.exp[0] | ~nonzero_exp, view.exp[1:]))
+    else:
+        m.d.comb += ex.eq(Mux(nonzero_exp, view.exp - 1, 0))
     flags = [Signal(name=f"{name}_{flag}") for flag in ("zero", "nan", "inf")]
     m.d.comb += [flags[0].eq(view.is_zero()), flags[1].eq(view.is_nan()), flags[2].eq(view.is_inf())]
     # The largest exponent field of a finite value: ieee keeps the top field for Inf and NaN.
     top_field = (1 << E) - (2 if fmt.specials == "ieee" else 1)
-    return SimpleNamespace(fixed=False, sign=view.sign, sig=sig, ex=ex, ex_max=max(top_field, 1) - 1,
-                           zero=flags[0], nan=flags[1], inf=flags[2], lsb=1 - fmt.bias - M,
-                           sig_max=(1 << (M + 1)) - 1)
+    return SimpleNamespace(fixed=False, sign=view.sign, sig=sig, ex=ex, ex_bias=ex_bias,
+                           ex_max=max(top_field, 1) - 1, zero=flags[0], nan=flags[1], inf=flags[2],
+                           lsb=1 - fmt.bias - M, sig_max=(1 << (M + 1)) - 1)
 
 
 def _magnitude(m, el, name):
@@ -233,9 +240,12 @@ class BlockLaneSum(wiring.Component):
             head = (a.sig_max * b.sig_max).bit_length()      # the product's significant bits
             max_shift = a.ex_max + b.ex_max
             if max_shift:
-                amount = Signal(range(max_shift + 1), name=f"prod_shift{i}")
+                # a.ex + b.ex is the shift plus the operands' ex_bias: the field is shifted that much
+                # further and its always-zero low bits are dropped.
+                bias = a.ex_bias + b.ex_bias
+                amount = Signal(range(max_shift + bias + 1), name=f"prod_shift{i}")
                 m.d.comb += amount.eq(a.ex + b.ex)
-                field = _shift_left(m, prod[:head], amount, max_shift, name=f"prod{i}")
+                field = _shift_left(m, prod[:head], amount, max_shift + bias, name=f"prod{i}")[bias:]
             else:
                 field = prod[:head]
             # Signed term: -x = ~x + 1 over the field; the sign extension above it is a leading ~sign
