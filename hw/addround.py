@@ -18,7 +18,13 @@ from .pipeline import Pipeline
 from .rounder import Rounder
 from .validate import rejects_quietly
 
-__all__ = ["AddRound", "ADD_CUTS"]
+__all__ = ["AddRound", "ADD_CUTS", "pipeline_registers"]
+
+
+def pipeline_registers(pipe):
+    """The register counts a caller's :class:`~hw.pipeline.Pipeline` places at :class:`AddRound`'s
+    cut points (its ``registers`` parameter)."""
+    return {cut: pipe.counts[cut] for cut in ADD_CUTS}
 
 
 class AddRound(wiring.Component):
@@ -78,6 +84,21 @@ class AddRound(wiring.Component):
             members["side_in"] = In(side_width)
             members["side_out"] = Out(side_width)
         super().__init__(members)
+
+    def feed(self, m, pipe, p, c, rand=None, side=None):
+        """Drive the inputs from a caller's :class:`~hw.pipeline.Pipeline`-staged values and let
+        ``pipe``'s valid bit follow this block's internal registers (its :data:`ADD_CUTS`; build the
+        block with ``registers=pipeline_registers(pipe)``). ``p`` is ``(sig, exp, sign, zero, nan,
+        inf)``, ``c`` the addend operand, ``rand`` the ``sr`` word and ``side`` the payload."""
+        sig, exp, sign, zero, nan, inf = p
+        m.d.comb += [self.p.sig.eq(sig), self.p.exp.eq(exp), self.p.sign.eq(sign), self.p.zero.eq(zero),
+                     self.p.nan.eq(nan), self.p.inf.eq(inf), self.c.eq(c)]
+        if side is not None:
+            m.d.comb += self.side_in.eq(side)
+        if rand is not None:
+            m.d.comb += self.rand.eq(rand)
+        for cut in ADD_CUTS:
+            pipe.cut(cut)
 
     @property
     def window(self):

@@ -37,7 +37,7 @@ from golden.checks import check_lanes, check_rand_bits, check_rounding
 from golden.formats import FixedFormat, float_format_param
 
 from ..addalign import look_bits, operand, window_geometry
-from ..addround import ADD_CUTS, AddRound
+from ..addround import ADD_CUTS, AddRound, pipeline_registers
 from ..float import FloatLayout, LaneSumLayout, Unpack, exp_shape_for
 from ..lzc import Normalizer
 from ..multiply import signed_product_bits, unsigned_product
@@ -385,18 +385,9 @@ class BlockDot(RandUnit, wiring.Component):
         m.d.comb += uc.i.eq(c_code)
         staged = pipe.cut("operand", norm.sig_out, norm.exp_out, sign, sum_zero, s.nan, s.inf, operand(uc.o),
                           *([rand] if rand is not None else []))
-        p_sig, p_exp, p_sign, p_zero, p_nan, p_inf, c = staged[:7]
-
         m.submodules.add = add = AddRound(fc, self._rounding, mw, p_range, rand_bits=self._rand_bits,
-                                          registers={cut: pipe.counts[cut] for cut in ADD_CUTS})
-        m.d.comb += [
-            add.p.sig.eq(p_sig), add.p.exp.eq(p_exp), add.p.sign.eq(p_sign), add.p.zero.eq(p_zero),
-            add.p.nan.eq(p_nan), add.p.inf.eq(p_inf), add.c.eq(c),
-        ]
-        if rand is not None:
-            m.d.comb += add.rand.eq(staged[7])
-        for cut in ADD_CUTS:           # the valid bit follows the adder's registers
-            pipe.cut(cut)
+                                          registers=pipeline_registers(pipe))
+        add.feed(m, pipe, staged[:6], staged[6], rand=staged[7] if rand is not None else None)
         m.d.comb += self.y.eq(pipe.cut("output", add.o))
         if self.clocked:
             m.d.comb += self.valid_out.eq(pipe.valid_out)

@@ -26,7 +26,7 @@ from golden.checks import check_rand_bits, check_rounding
 from golden.fp8_fma import check_fma_formats
 
 from ..addalign import look_bits, operand, window_geometry
-from ..addround import ADD_CUTS, AddRound
+from ..addround import AddRound, pipeline_registers
 from ..float import FloatLayout, Unpack, exp_shape_for
 from ..lzc import Normalizer
 from ..multiply import unsigned_product
@@ -169,17 +169,8 @@ class FMA(RandUnit, wiring.Component):
         rand = self._rand.elaborate(m, self)
         staged = pipe.cut("product", prod_norm_sig, prod_norm_exp, prod_sign, prod_zero, prod_nan, prod_inf,
                           operand(rc), *([rand] if rand is not None else []))
-        p_sig, p_exp, p_sign, p_zero, p_nan, p_inf, c = staged[:7]
-
-        m.submodules.add = add = self._adder({cut: pipe.counts[cut] for cut in ADD_CUTS})
-        m.d.comb += [
-            add.p.sig.eq(p_sig), add.p.exp.eq(p_exp), add.p.sign.eq(p_sign), add.p.zero.eq(p_zero),
-            add.p.nan.eq(p_nan), add.p.inf.eq(p_inf), add.c.eq(c),
-        ]
-        if rand is not None:
-            m.d.comb += add.rand.eq(staged[7])
-        for cut in ADD_CUTS:           # the valid bit follows the adder's registers
-            pipe.cut(cut)
+        m.submodules.add = add = self._adder(pipeline_registers(pipe))
+        add.feed(m, pipe, staged[:6], staged[6], rand=staged[7] if rand is not None else None)
         m.d.comb += self.y.eq(pipe.cut("output", add.o))
         if self.clocked:
             m.d.comb += self.valid_out.eq(pipe.valid_out)

@@ -45,7 +45,7 @@ from golden.mac4 import (LSB_EXP_SHIFT, OFFSET_MAX, OFFSET_MIN, int4_sum_width, 
                          twos_width)
 
 from ..addalign import look_bits, operand, window_geometry
-from ..addround import ADD_CUTS, AddRound
+from ..addround import ADD_CUTS, AddRound, pipeline_registers
 from ..float import FloatLayout, LaneSumLayout, Unpack, exp_shape_for
 from ..lzc import Normalizer
 from ..multiply import signed_product_bits
@@ -392,16 +392,8 @@ class MAC4(wiring.Component):
 
         # S is finite: NaN and Inf come from the accumulator alone. The sum's outputs ride along.
         m.submodules.add = add = AddRound(fmt, self._rounding, pw, p_range, rand_bits=self._rand_bits,
-                                          registers={cut: pipe.counts[cut] for cut in ADD_CUTS},
-                                          side_width=len(out_side))
-        m.d.comb += [
-            add.p.sig.eq(p_sig), add.p.exp.eq(p_exp), add.p.sign.eq(p_sign), add.p.zero.eq(p_zero),
-            add.p.nan.eq(0), add.p.inf.eq(0), add.c.eq(c), add.side_in.eq(out_side),
-        ]
-        if sr:
-            m.d.comb += add.rand.eq(staged[6])
-        for cut in ADD_CUTS:           # the valid bit follows the adder's registers
-            pipe.cut(cut)
+                                          registers=pipeline_registers(pipe), side_width=len(out_side))
+        add.feed(m, pipe, (p_sig, p_exp, p_sign, p_zero, 0, 0), c, rand=staged[6] if sr else None, side=out_side)
         out_side = add.side_out
         tree, phase, offset = out_side[:Wt], out_side[Wt], out_side[Wt + 1:]
         self._drive_sum(m, pipe, tree, phase, offset, add.o.as_value())
