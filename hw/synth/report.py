@@ -87,9 +87,10 @@ def markdown(report, png_note):
     lines += main_table(report)
     lines += ["", f"Baseline for \"× baseline area\": `{report['baseline']}` (total ASIC area ratio). "
               "\"Per MAC\" divides the ASIC area by the multiply-accumulates per cycle (1 for an FMA, "
-              "`lanes` for mac4 and the accumulator; empty for the rounder); \"per lane\" divides it by the "
-              "values a quantizer or reducer (luq, tpr_quantize, amax) takes per cycle, its share of "
-              "the LFSR and the per-beat logic included. ASIC Fmax is given for "
+              "`lanes` for mac4 and the accumulator, the products per beat for block_dot and the accumulator's "
+              "block front; empty for the rounder); \"per lane\" divides it by the values a quantizer or "
+              "reducer (luq, tpr_quantize, amax; block_quantize: the elements of its block) takes per "
+              "cycle, its share of the LFSR and the per-beat logic included. ASIC Fmax is given for "
               "pipelined configurations (stages > 0) only. FPGA columns are the no-DSP runs.", ""]
     lines += ["## FPGA detail", ""]
     rows = []
