@@ -498,7 +498,10 @@ def test_an_interrupted_sweep_resumes_from_the_cache(tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "hw.cli", "sweep", str(path), "-j", "1", "-o", str(out)]
     env = dict(os.environ, PYTHONWARNINGS="error")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The interrupt must reach Python's handler: a process started with SIGINT ignored (a pytest-xdist
+    # worker's children, a background job of a non-interactive shell) passes that on to its children.
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not list(out.glob("*/generic/result.json")) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
