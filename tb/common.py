@@ -13,7 +13,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge, Timer
 
-__all__ = ["rng_for", "drive_comb", "PipelineTB", "log_seed", "StreamSource", "StreamSink",
+__all__ = ["rng_for", "drive_comb", "drive_rounding_unit", "PipelineTB", "log_seed", "StreamSource", "StreamSink",
            "accumulator_beats", "accumulator_mac4_beats", "accumulator_block_beats", "pack_lanes", "unpack_lanes", "sample_codes"]
 
 
@@ -60,6 +60,29 @@ def _values(arr):
 def _result_array(handle, values):
     """int64 when the port fits, else an object array of Python integers."""
     return np.array(values, dtype=np.int64 if len(handle) <= 63 else object)
+
+
+async def drive_rounding_unit(tb, inputs, n, rng, idle_prob=0.25):
+    """Drive ``n`` operations ``inputs`` ({port: array}) through a unit with a random source
+    (``hw.stochastic_round.lfsr.RandSource``) and sample ``y``: a random ``rand`` word per operation
+    when ``tb.port_rand``, through ``tb.pipe`` with idle cycles when ``tb.clocked``, else
+    combinationally. Returns ``(y, the random words used or None)``: with the internal LFSR (one word
+    per operation) its first ``n`` words. ``tb`` has ``dut``, ``params``, ``R``, ``port_rand``,
+    ``lfsr``, ``clocked`` and ``pipe``."""
+    from golden.lfsr import lfsr_words
+    rbits = None
+    if tb.port_rand:
+        rbits = rng.integers(0, 1 << tb.R, n)
+        inputs = {**inputs, "rand": rbits}
+    if tb.clocked:
+        await tb.pipe.reset()
+        y = (await tb.pipe.run(inputs, ["y"], idle_prob=idle_prob, rng=rng))["y"]
+    else:
+        y = (await drive_comb(tb.dut, inputs, ["y"]))["y"]
+    if tb.lfsr:
+        p = tb.params
+        rbits = lfsr_words(p["lfsr_width"], p["lfsr_taps"], p["seed"], tb.R, n).astype(np.int64)
+    return y, rbits
 
 
 async def drive_comb(dut, inputs, outputs):

@@ -20,12 +20,11 @@ import pytest
 
 import cocotb
 
-from common import PipelineTB, drive_comb, log_seed, rng_for
+from common import PipelineTB, drive_rounding_unit, log_seed, rng_for
 from harness import long_enabled, run_cocotb, skip_when, unit_config
 
 from golden.block import SCALE_NAN, beat_dot, block_operand_param
 from golden.formats import FixedFormat, parse_format
-from golden.lfsr import lfsr_words
 from hw.units import get_unit
 
 #: Edge scale codes: the smallest, around 2**0, the largest, NaN.
@@ -87,19 +86,7 @@ class TB:
     async def run(self, a, xa, b, xb, c, rng, idle_prob=0.25):
         """Drive the beats; return ``(y, random words used or None)``."""
         inputs = {"a": pack(a, self.wa), "b": pack(b, self.wb), "xa": xa, "xb": xb, "c": c}
-        rbits = None
-        if self.port_rand:
-            rbits = rng.integers(0, 1 << self.R, len(c))
-            inputs["rand"] = rbits
-        if self.clocked:
-            await self.pipe.reset()
-            y = (await self.pipe.run(inputs, ["y"], idle_prob=idle_prob, rng=rng))["y"]
-        else:
-            y = (await drive_comb(self.dut, inputs, ["y"]))["y"]
-        if self.lfsr:
-            p = self.params
-            rbits = lfsr_words(p["lfsr_width"], p["lfsr_taps"], p["seed"], self.R, len(c)).astype(np.int64)
-        return y, rbits
+        return await drive_rounding_unit(self, inputs, len(c), rng, idle_prob)
 
     def check(self, a, xa, b, xb, c, y, rbits, what):
         want = beat_dot(a, xa, b, xb, c, self.fa, self.fb, self.fc, self.rounding, rbits=rbits,

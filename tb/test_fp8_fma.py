@@ -14,12 +14,11 @@ import pytest
 
 import cocotb
 
-from common import PipelineTB, drive_comb, log_seed, rng_for
+from common import PipelineTB, drive_rounding_unit, log_seed, rng_for
 from harness import long_enabled, run_cocotb, skip_when, unit_config
 
 from golden.formats import parse_format
 from golden.fp8_fma import fma
-from golden.lfsr import lfsr_words
 from golden.references import binary16_fma
 from hw.units import get_unit
 
@@ -43,20 +42,7 @@ class TB:
 
     async def run(self, a, b, c, rng, idle_prob=0.25):
         """Drive the triples; return (y, random words used or None)."""
-        inputs = {"a": a, "b": b, "c": c}
-        rbits = None
-        if self.port_rand:
-            rbits = rng.integers(0, 1 << self.R, len(a))
-            inputs["rand"] = rbits
-        if self.clocked:
-            await self.pipe.reset()
-            y = (await self.pipe.run(inputs, ["y"], idle_prob=idle_prob, rng=rng))["y"]
-        else:
-            y = (await drive_comb(self.dut, inputs, ["y"]))["y"]
-        if self.lfsr:
-            p = self.params
-            rbits = lfsr_words(p["lfsr_width"], p["lfsr_taps"], p["seed"], self.R, len(a)).astype(np.int64)
-        return y, rbits
+        return await drive_rounding_unit(self, {"a": a, "b": b, "c": c}, len(a), rng, idle_prob)
 
     def check(self, a, b, c, y, rbits, what):
         expected = fma(a, b, c, self.fa, self.fb, self.fc, self.rounding, rbits=rbits,
