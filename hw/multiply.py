@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Mux, Signal
 
-__all__ = ["unsigned_product", "signed_product_bits", "BOOTH_MIN_WIDTH"]
+__all__ = ["unsigned_product", "signed_product_bits", "sum_terms", "BOOTH_MIN_WIDTH"]
 
 #: Narrowest multiplier operand for which the Booth form is used.
 BOOTH_MIN_WIDTH = 8
@@ -71,3 +71,19 @@ def signed_product_bits(x, w, x_signed, w_signed):
             else:
                 bits.append((pp, i + j))
     return bits, constant
+
+
+def sum_terms(m, terms, width, name):
+    """``sum(value << shift for value, shift in terms) mod 2**width`` (unsigned values) as a signal.
+
+    A balanced tree of additions, each truncated to ``width``: Yosys merges them into one
+    multi-operand sum and builds one compressor tree (on sky130 smaller and faster than an explicit
+    Dadda reduction, :func:`hw.mac4.carry_save`).
+    """
+    level = [value << shift for value, shift in terms]
+    while len(level) > 1:
+        pairs = [(level[k] + level[k + 1])[:width] for k in range(0, len(level) - 1, 2)]
+        level = pairs + level[len(pairs) * 2:]
+    out = Signal(width, name=name)
+    m.d.comb += out.eq(level[0])
+    return out

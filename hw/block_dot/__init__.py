@@ -12,7 +12,7 @@ Datapath::
     two's-complement integer) -> float lanes: the significand product, shifted left by the two
     exponents into a fixed-point field of the beat's whole span (the products of small elements
     are tiny: E2M1 x E2M1 is a 2-bit x 2-bit product in an 8-bit field), ones' complement for a
-    negative product; fixed-point lanes: Baugh-Wooley partial-product bits
+    negative product; fixed-point elements: their magnitudes, as the significands of floats
     -> every lane's row and carry bit summed at once (one exact fixed-point compressor tree)
     -> |sum| coarsely normalized, exponent xa + xb - 254 + the field's LSB weight
     -> hw.addround.AddRound with the decoded c (the one add-and-round path; NaN scales, element
@@ -40,7 +40,7 @@ from ..addalign import look_bits, operand, window_geometry
 from ..addround import ADD_CUTS, AddRound, pipeline_registers
 from ..float import FloatLayout, LaneSumLayout, Unpack, exp_shape_for
 from ..lzc import Normalizer
-from ..multiply import signed_product_bits, unsigned_product
+from ..multiply import sum_terms, unsigned_product
 from ..pipeline import Pipeline, check_stages
 from ..stochastic_round.lfsr import RandSource, RandUnit
 from ..validate import rejects_quietly
@@ -67,7 +67,7 @@ def _element(m, code, fmt, name):
     Float elements: ``sig`` = hidden bit and mantissa, ``ex - ex_bias = max(field, 1) - 1`` (``ex_bias``
     0 or 1, see below), ``lsb = 1 - bias - M``. NaN and Inf codes keep whatever ``sig`` and ``ex`` they
     decode to (their flags decide the result). Fixed point: the two's-complement integer itself
-    (``fixed=True``: the caller takes partial products of it), ``ex = ex_bias = 0``, ``lsb = -F``.
+    (``fixed=True``: the caller takes its magnitude), ``ex = ex_bias = 0``, ``lsb = -F``.
     """
     if isinstance(fmt, FixedFormat):
         W = fmt.bits
@@ -103,8 +103,8 @@ def _element(m, code, fmt, name):
 
 
 def _magnitude(m, el, name):
-    """A fixed-point element's magnitude ``|n|`` (``W`` bits: ``-2**(W-1)`` included), for a product
-    with a float element."""
+    """A fixed-point element's magnitude ``|n|`` (``W`` bits: ``-2**(W-1)`` included), its lane's
+    product operand."""
     W = len(el.code)
     mag = Signal(W, name=f"{name}_mag")
     m.d.comb += mag.eq((el.code ^ el.sign.replicate(W)) + el.sign)
@@ -123,18 +123,6 @@ def _shift_left(m, value, amount, max_shift, name):
         cur = nxt
     out = Signal(width, name=f"{name}_field")
     m.d.comb += out.eq(cur)
-    return out
-
-
-def _sum_terms(m, terms, width, name):
-    """``sum(value << shift for value, shift in terms) mod 2**width`` as one multi-operand sum (Yosys
-    builds one compressor tree from a balanced tree of truncated additions)."""
-    level = [value << shift for value, shift in terms]
-    while len(level) > 1:
-        pairs = [(level[k] + level[k + 1])[:width] for k in range(0, len(level) - 1, 2)]
-        level = pairs + level[len(pairs) * 2:]
-    out = Signal(width, name=name)
-    m.d.comb += out.eq(level[0])
     return out
 
 
@@ -228,12 +216,10 @@ class BlockLaneSum(wiring.Component):
                 inf.eq((a.inf | b.inf) & ~a.nan & ~b.nan),
             ]
             lanes.append((sign, zero, nan, inf))
-            if a.fixed and b.fixed:
-                # Both two's complement: the signed partial products go straight into the tree.
-                bits, constant = signed_product_bits(a.code, b.code, True, True)
-                terms += bits
-                correction += constant
-                continue
+            # Fixed-point elements enter through their magnitudes, like the floats' significands:
+            # Baugh-Wooley partial-product bits of two two's-complement elements, straight into the
+            # tree, were smaller for MXINT8 (-15 % with a lighter ABC script) but ABC's `&fraig -x`
+            # never finishes on that tree (docs/arithmetic.md 9.5).
             sig_a = _magnitude(m, a, f"a{i}") if a.fixed else a.sig
             sig_b = _magnitude(m, b, f"b{i}") if b.fixed else b.sig
             prod = unsigned_product(m, sig_a, sig_b, name=f"prod{i}")
@@ -256,7 +242,7 @@ class BlockLaneSum(wiring.Component):
             correction -= 1 << span
         if correction % (1 << width):
             terms.append((Const(correction % (1 << width), width), 0))
-        total = _sum_terms(m, terms, width, "lane_total")
+        total = sum_terms(m, terms, width, "lane_total")
 
         scale_nan = Signal(name="scale_nan")
         m.d.comb += scale_nan.eq((self.xa == SCALE_NAN) | (self.xb == SCALE_NAN))

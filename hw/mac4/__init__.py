@@ -48,7 +48,7 @@ from ..addalign import look_bits, operand, window_geometry
 from ..addround import ADD_CUTS, AddRound, pipeline_registers
 from ..float import FloatLayout, LaneSumLayout, Unpack, exp_shape_for
 from ..lzc import Normalizer
-from ..multiply import signed_product_bits
+from ..multiply import signed_product_bits, sum_terms
 from ..pipeline import Pipeline, check_stages
 from ..validate import rejects_quietly
 
@@ -83,21 +83,6 @@ CUT_WEIGHTS = {
 
 assert twos_width(OFFSET_MIN, OFFSET_MAX) == OFFSET_BITS
 assert twos_width(OFFSET_MIN + LSB_EXP_SHIFT, OFFSET_MAX + LSB_EXP_SHIFT) == LSB_EXP_BITS
-
-
-def _total(terms, width, m, name):
-    """``sum(value << shift for value, shift in terms) mod 2**width`` (unsigned values) as a signal.
-
-    A balanced tree of additions, each truncated to ``width``: Yosys merges them into one
-    multi-operand sum and builds one compressor tree (smaller and faster than :func:`carry_save`).
-    """
-    level = [value << shift for value, shift in terms]
-    while len(level) > 1:
-        pairs = [(level[k] + level[k + 1])[:width] for k in range(0, len(level) - 1, 2)]
-        level = pairs + level[len(pairs) * 2:]
-    out = Signal(width, name=name)
-    m.d.comb += out.eq(level[0])
-    return out
 
 
 def carry_save(m, terms, width, name="cs"):
@@ -152,10 +137,10 @@ def _tree(m, pipe, terms, width, side, name):
     """
     if not pipe.counts["carry_save"]:
         pipe.cut("carry_save")
-        return _total(terms, width, m, name), side
+        return sum_terms(m, terms, width, name), side
     rows = carry_save(m, terms, width, name=f"{name}_cs")
     staged = pipe.cut("carry_save", *rows, *side)
-    return _total([(staged[0], 0), (staged[1], 0)], width, m, name), staged[2:]
+    return sum_terms(m, [(staged[0], 0), (staged[1], 0)], width, name), staged[2:]
 
 
 def fp4_lane(m, x, g, x_signed, name="lane"):
