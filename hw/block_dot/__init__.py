@@ -218,7 +218,7 @@ class BlockLaneSum(wiring.Component):
             lanes.append((sign, zero, nan, inf))
             # Fixed-point elements enter through their magnitudes, like the floats' significands:
             # Baugh-Wooley partial-product bits of two two's-complement elements, straight into the
-            # tree, were smaller for MXINT8 (-15 % with a lighter ABC script) but ABC's `&fraig -x`
+            # tree, were smaller for MXINT8 (-17 % with a lighter ABC script) but ABC's `&fraig -x`
             # never finishes on that tree (docs/arithmetic.md 9.5).
             sig_a = _magnitude(m, a, f"a{i}") if a.fixed else a.sig
             sig_b = _magnitude(m, b, f"b{i}") if b.fixed else b.sig
