@@ -1,4 +1,5 @@
-"""Unsigned significand multiplier (``docs/arithmetic.md`` section 5.2).
+"""Unsigned significand multiplier (``docs/arithmetic.md`` section 5.2), the Baugh-Wooley partial
+products of signed ones, and the one multi-operand sum the units build their compressor trees with.
 
 Narrow operands use Yosys' own multiplier mapping (``*``). From 8 bits on, a radix-4 Booth recoding
 halves the partial products; all of them, their negation bits and one constant for the folded sign
