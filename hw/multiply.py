@@ -1,5 +1,5 @@
-"""Unsigned significand multiplier (``docs/arithmetic.md`` section 5.2), the Baugh-Wooley partial
-products of signed ones, and the one multi-operand sum the units build their compressor trees with.
+"""Unsigned significand multiplier (``docs/arithmetic.md`` section 5.2) and the one multi-operand sum
+the units build their compressor trees with.
 
 Narrow operands use Yosys' own multiplier mapping (``*``). From 8 bits on, a radix-4 Booth recoding
 halves the partial products; all of them, their negation bits and one constant for the folded sign
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Mux, Signal
 
-__all__ = ["unsigned_product", "signed_product_bits", "sum_terms", "BOOTH_MIN_WIDTH"]
+__all__ = ["unsigned_product", "sum_terms", "BOOTH_MIN_WIDTH"]
 
 #: Narrowest multiplier operand for which the Booth form is used.
 BOOTH_MIN_WIDTH = 8
@@ -50,28 +50,6 @@ def unsigned_product(m, a, b, name="prod"):
         correction -= (1 << (wa + 1)) << i
     m.d.comb += out.eq((total + Const(correction % (1 << width), width))[:width])
     return out
-
-
-def signed_product_bits(x, w, x_signed, w_signed):
-    """Partial-product bits of ``x * w`` (Baugh-Wooley): ``([(bit, column)], constant)``.
-
-    Each operand is two's complement (``*_signed``) or unsigned. The product is
-    ``sum(bit << column) + constant``: a partial product of negative weight (one factor the sign bit
-    of a signed operand, the other not) enters inverted, ``-b = ~b - 1``. Callers sum the bits of
-    many products in one compressor tree (no carry-propagate adder per product).
-    """
-    bits, constant = [], 0
-    top_x, top_w = len(x) - 1, len(w) - 1
-    for i in range(len(x)):
-        for j in range(len(w)):
-            negative = (x_signed and i == top_x) != (w_signed and j == top_w)
-            pp = x[i] & w[j]
-            if negative:
-                bits.append((~pp, i + j))
-                constant -= 1 << (i + j)
-            else:
-                bits.append((pp, i + j))
-    return bits, constant
 
 
 def sum_terms(m, terms, width, name):
