@@ -178,9 +178,10 @@ def int4_lane(m, x, w, x_signed, w_signed, name="int_lane"):
 
     Sign and magnitudes, as ``block_dot``'s fixed-point lanes: the Baugh-Wooley partial products of
     16 signed lanes, straight into the tree, are a tree on which ABC's ``&fraig -x`` does not finish
-    (``docs/synthesis.md``); this form finishes at every lane count, and at 8 lanes costs 4.6 % more
-    area and 34 % more delay (sky130: 6,331 against 6,055 µm², 11.5 against 8.5 ns; a signed
-    product per lane as the row instead: 6,850 µm², 9.6 ns).
+    (``docs/synthesis.md``); this form finishes at every lane count, and at 8 lanes costs 3.4 % more
+    area and 25 % more delay (sky130: 6,259 against 6,055 µm², 10.7 against 8.5 ns; with Yosys' ``*``
+    for the magnitudes' product 6,331 µm² and 11.5 ns; a signed product per lane as the row 6,850
+    µm² and 9.6 ns).
     """
     sx = x[3] if x_signed else Const(0)
     sw = w[3] if w_signed else Const(0)
@@ -188,8 +189,9 @@ def int4_lane(m, x, w, x_signed, w_signed, name="int_lane"):
     mag_w = Signal(4, name=f"{name}_w_mag")
     m.d.comb += [mag_x.eq((x ^ sx.replicate(4)) + sx), mag_w.eq((w ^ sw.replicate(4)) + sw)]
     width = ((8 if x_signed else 15) * (8 if w_signed else 15)).bit_length()   # of |x| * |w|
-    prod = Signal(width, name=f"{name}_prod")
-    m.d.comb += prod.eq(mag_x * mag_w)
+    # The magnitudes' product from its four partial products (no multiplier: mac4 stays shifts
+    # and adds).
+    prod = sum_terms(m, [(mag_x & mag_w[j].replicate(4), j) for j in range(4)], width, f"{name}_prod")
     negative = Signal(name=f"{name}_neg")
     m.d.comb += negative.eq(sx ^ sw)
     # -p = ~p + 1 over the product's bits; the sign extension above them is the inverted top bit
