@@ -1,5 +1,5 @@
-"""Unsigned significand multiplier (``docs/arithmetic.md`` section 5.2) and the one multi-operand sum
-the units build their compressor trees with.
+"""Unsigned significand multiplier (``docs/arithmetic.md`` section 5.2), the sign-and-magnitude form
+of signed products, and the one multi-operand sum the units build their compressor trees with.
 
 Narrow operands use Yosys' own multiplier mapping (``*``). From 8 bits on, a radix-4 Booth recoding
 halves the partial products; all of them, their negation bits and one constant for the folded sign
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Mux, Signal
 
-__all__ = ["unsigned_product", "sum_terms", "BOOTH_MIN_WIDTH"]
+__all__ = ["unsigned_product", "magnitude", "signed_row", "sum_terms", "BOOTH_MIN_WIDTH"]
 
 #: Narrowest multiplier operand for which the Booth form is used.
 BOOTH_MIN_WIDTH = 8
@@ -66,3 +66,26 @@ def sum_terms(m, terms, width, name):
     out = Signal(width, name=name)
     m.d.comb += out.eq(level[0])
     return out
+
+
+def magnitude(m, value, negative, name):
+    """``|n|`` of the two's-complement ``value`` whose sign bit is ``negative``, in ``len(value)`` bits
+    (``-2**(len(value)-1)`` included)."""
+    width = len(value)
+    out = Signal(width, name=name)
+    m.d.comb += out.eq((value ^ negative.replicate(width)) + negative)
+    return out
+
+
+def signed_row(m, value, negative, name):
+    """``-value`` if ``negative`` else ``value`` as ``(row, carry, constant)`` for a multi-operand sum:
+    ``row + carry + constant`` is the signed value.
+
+    ``-x = ~x + 1`` over ``value``'s bits (``carry`` is the ``+1``); the sign extension above them is
+    one inverted sign bit on top of ``row`` plus the ``constant`` ``-2**len(value)``, which callers
+    sum once for all their rows.
+    """
+    width = len(value)
+    row = Signal(width + 1, name=name)
+    m.d.comb += row.eq(Cat(value ^ negative.replicate(width), ~negative))
+    return row, negative, -(1 << width)

@@ -40,7 +40,7 @@ from ..addalign import look_bits, operand, window_geometry
 from ..addround import ADD_CUTS, AddRound, pipeline_registers
 from ..float import FloatLayout, LaneSumLayout, Unpack, exp_shape_for
 from ..lzc import Normalizer
-from ..multiply import sum_terms, unsigned_product
+from ..multiply import magnitude, signed_row, sum_terms, unsigned_product
 from ..pipeline import Pipeline, check_stages
 from ..stochastic_round.lfsr import RandSource, RandUnit
 from ..validate import rejects_quietly
@@ -100,15 +100,6 @@ def _element(m, code, fmt, name):
     return SimpleNamespace(fixed=False, sign=view.sign, sig=sig, ex=ex, ex_bias=ex_bias,
                            ex_max=max(top_field, 1) - 1, zero=flags[0], nan=flags[1], inf=flags[2],
                            lsb=1 - fmt.bias - M, sig_max=(1 << (M + 1)) - 1)
-
-
-def _magnitude(m, el, name):
-    """A fixed-point element's magnitude ``|n|`` (``W`` bits: ``-2**(W-1)`` included), its lane's
-    product operand."""
-    W = len(el.code)
-    mag = Signal(W, name=f"{name}_mag")
-    m.d.comb += mag.eq((el.code ^ el.sign.replicate(W)) + el.sign)
-    return mag
 
 
 def _shift_left(m, value, amount, max_shift, name):
@@ -220,8 +211,8 @@ class BlockLaneSum(wiring.Component):
             # Baugh-Wooley partial-product bits of two two's-complement elements, straight into the
             # tree, were smaller for MXINT8 (-17 % with a lighter ABC script) but ABC's `&fraig -x`
             # never finishes on that tree (docs/arithmetic.md 9.5).
-            sig_a = _magnitude(m, a, f"a{i}") if a.fixed else a.sig
-            sig_b = _magnitude(m, b, f"b{i}") if b.fixed else b.sig
+            sig_a = magnitude(m, a.code, a.sign, f"a{i}_mag") if a.fixed else a.sig
+            sig_b = magnitude(m, b.code, b.sign, f"b{i}_mag") if b.fixed else b.sig
             prod = unsigned_product(m, sig_a, sig_b, name=f"prod{i}")
             head = (a.sig_max * b.sig_max).bit_length()      # the product's significant bits
             max_shift = a.ex_max + b.ex_max
@@ -234,12 +225,11 @@ class BlockLaneSum(wiring.Component):
                 field = _shift_left(m, prod[:head], amount, max_shift + bias, name=f"prod{i}")[bias:]
             else:
                 field = prod[:head]
-            # Signed term: -x = ~x + 1 over the field; the sign extension above it is a leading ~sign
-            # bit plus the constant -2**span (summed once), so a row spans span + 1 columns.
-            row = Signal(span + 1, name=f"prod_row{i}")
-            m.d.comb += row.eq(Cat(field ^ sign.replicate(span), ~sign))
-            terms += [(row, 0), (sign, 0)]
-            correction -= 1 << span
+            # Signed term: a row of span + 1 columns, its carry, and a constant summed once.
+            assert len(field) == span
+            row, carry, constant = signed_row(m, field, sign, f"prod_row{i}")
+            terms += [(row, 0), (carry, 0)]
+            correction += constant
         if correction % (1 << width):
             terms.append((Const(correction % (1 << width), width), 0))
         total = sum_terms(m, terms, width, "lane_total")

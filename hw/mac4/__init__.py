@@ -48,7 +48,7 @@ from ..addalign import look_bits, operand, window_geometry
 from ..addround import ADD_CUTS, AddRound, pipeline_registers
 from ..float import FloatLayout, LaneSumLayout, Unpack, exp_shape_for
 from ..lzc import Normalizer
-from ..multiply import sum_terms
+from ..multiply import magnitude, signed_row, sum_terms
 from ..pipeline import Pipeline, check_stages
 from ..validate import rejects_quietly
 
@@ -185,20 +185,15 @@ def int4_lane(m, x, w, x_signed, w_signed, name="int_lane"):
     """
     sx = x[3] if x_signed else Const(0)
     sw = w[3] if w_signed else Const(0)
-    mag_x = Signal(4, name=f"{name}_x_mag")
-    mag_w = Signal(4, name=f"{name}_w_mag")
-    m.d.comb += [mag_x.eq((x ^ sx.replicate(4)) + sx), mag_w.eq((w ^ sw.replicate(4)) + sw)]
+    mag_x = magnitude(m, x, sx, f"{name}_x_mag")
+    mag_w = magnitude(m, w, sw, f"{name}_w_mag")
     width = ((8 if x_signed else 15) * (8 if w_signed else 15)).bit_length()   # of |x| * |w|
     # The magnitudes' product from its four partial products (no multiplier: mac4 stays shifts
     # and adds).
     prod = sum_terms(m, [(mag_x & mag_w[j].replicate(4), j) for j in range(4)], width, f"{name}_prod")
     negative = Signal(name=f"{name}_neg")
     m.d.comb += negative.eq(sx ^ sw)
-    # -p = ~p + 1 over the product's bits; the sign extension above them is the inverted top bit
-    # plus the constant -2**width.
-    row = Signal(width + 1, name=f"{name}_row")
-    m.d.comb += row.eq(Cat(prod ^ negative.replicate(width), ~negative))
-    return row, negative, -(1 << width)
+    return signed_row(m, prod, negative, f"{name}_row")
 
 
 class MAC4(wiring.Component):
