@@ -42,12 +42,10 @@ def unsigned_product(m, a, b, name="prod"):
         ]
         mag = Signal(wa + 1, name=f"{name}_mag{k}")
         m.d.comb += mag.eq(Mux(one, a, 0) | Mux(two, a << 1, 0))
-        # -mag = ~mag + 1; the sign extension of (mag ^ neg) is folded as: a leading ~neg bit plus a
-        # constant -2**(wa+1) per digit (summed once below).
-        pp = Signal(wa + 2, name=f"{name}_pp{k}")
-        m.d.comb += pp.eq(Cat(mag ^ neg.replicate(wa + 1), ~neg))
-        total = total + (pp << i) + (neg << i)
-        correction -= (1 << (wa + 1)) << i
+        # d_k * a = +-mag as a row, its carry and a constant (summed once below), at column i.
+        pp, carry, constant = signed_row(m, mag, neg, f"{name}_pp{k}")
+        total = total + (pp << i) + (carry << i)
+        correction += constant << i
     m.d.comb += out.eq((total + Const(correction % (1 << width), width))[:width])
     return out
 
